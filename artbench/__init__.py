@@ -1,0 +1,3 @@
+"""artbench: a benchmark suite for machine learning on cultural-heritage collections."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,96 @@
+"""Prepared image cache: every image decoded and resized once into a memory-mapped uint8 array.
+
+Layout under ``<data home>/cache/<dataset>/<fingerprint>-<size>px/``: ``images.npy`` (``[N, S, S, 3]``, RGB,
+shorter side resized to S then centre-cropped), ``colour-g<G>.npy`` (the colour features h(x) of SilkNet §3.2,
+``[N, G*G]``, computed on the image resized to 224 × 224) and ``meta.json``. Files are written under a temporary
+name and renamed when complete, so an interrupted preparation is never mistaken for a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from artbench.data.dataset import Dataset, data_home
+from artbench.errors import ArtbenchError
+from artbench.progress import progress_bar
+
+COLOUR_SIZE = 224
+
+
+@dataclass
+class ImageCache:
+    images: np.ndarray
+    """``[N, S, S, 3]`` uint8, memory-mapped, rows in sample-table order."""
+    colour: np.ndarray | None = None
+    """``[N, G*G]`` float32 colour features, when requested."""
+
+
+def _decode(path: str, size: int, colour: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (size, size))  # JPEG DCT down-scaling: decode no larger than needed
+            rgb = img.convert("RGB")
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
+        raise ArtbenchError(f"cannot read image {path!r}: {exc}") from None
+    w, h = rgb.size
+    scale = size / min(w, h)
+    resized = rgb.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+    left, top = (resized.width - size) // 2, (resized.height - size) // 2
+    square = np.asarray(resized.crop((left, top, left + size, top + size)))
+    full = np.asarray(rgb.resize((COLOUR_SIZE, COLOUR_SIZE), Image.BILINEAR)) if colour else None
+    return square, full
+
+
+def _cache_dir(dataset: Dataset, size: int) -> Path:
+    return data_home() / "cache" / dataset.name / f"{dataset.fingerprint}-{size}px"
+
+
+def prepare_cache(
+    dataset: Dataset, image_size: int, *, colour_grid: int | None = None, workers: int | None = None
+) -> ImageCache:
+    """Decode every image of ``dataset`` once (in parallel threads) and return the memory-mapped cache."""
+    from artbench.data.colour import colour_features
+
+    folder = _cache_dir(dataset, image_size)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(dataset.table)
+    image_file = folder / "images.npy"
+    colour_file = folder / f"colour-g{colour_grid}.npy" if colour_grid else None
+    need_images = not image_file.exists()
+    need_colour = colour_file is not None and not colour_file.exists()
+    if need_images or need_colour:
+        images = np.lib.format.open_memmap(folder / "images.tmp.npy", "w+", np.uint8, (n, image_size, image_size, 3))
+        colours = np.zeros((n, colour_grid**2), np.float32) if need_colour else None
+        paths = dataset.table["image"].tolist()
+        chunk = 256
+        with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool, progress_bar() as bar:
+            task = bar.add_task(f"preparing {dataset.name} at {image_size}px", total=n)
+            for start in range(0, n, chunk):
+                batch = list(pool.map(lambda p: _decode(p, image_size, need_colour), paths[start:start + chunk]))
+                images[start:start + len(batch)] = np.stack([b[0] for b in batch])
+                if colours is not None:
+                    full = torch.from_numpy(np.stack([b[1] for b in batch]))
+                    colours[start:start + len(batch)] = colour_features(full, grid=colour_grid).numpy()
+                bar.advance(task, len(batch))
+        images.flush()
+        del images
+        if need_images:
+            os.replace(folder / "images.tmp.npy", image_file)
+        else:
+            os.remove(folder / "images.tmp.npy")
+        if colours is not None:
+            np.save(folder / "colour.tmp.npy", colours)
+            os.replace(folder / "colour.tmp.npy", colour_file)
+        meta = {"dataset": dataset.name, "fingerprint": dataset.fingerprint, "num_images": n, "image_size": image_size}
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+    images = np.load(image_file, mmap_mode="r")
+    colour = np.load(colour_file, mmap_mode="r") if colour_file else None
+    return ImageCache(images, colour)

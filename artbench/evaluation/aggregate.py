@@ -1,0 +1,33 @@
+"""Aggregation over seeds: mean and sample standard deviation (ddof = 1) of every scalar metric."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def flatten_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """``{"overall": {...}, "targets": {t: {...}}}`` → ``{"overall.f1_macro": ..., "place.f1_macro": ...}``."""
+    flat = {f"overall.{k}": float(v) for k, v in metrics["overall"].items()}
+    for target, values in metrics["targets"].items():
+        for key, value in values.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                flat[f"{target}.{key}"] = float(value)
+    return flat
+
+
+def summarise(per_seed: Sequence[Mapping[str, float]]) -> dict[str, dict[str, Any]]:
+    """Mean, std (ddof=1; 0 for a single seed) and the per-seed values of every flattened metric."""
+    keys = list(per_seed[0]) if per_seed else []
+    summary = {}
+    for key in keys:
+        values = np.array([m.get(key, np.nan) for m in per_seed], dtype=float)
+        finite = values[~np.isnan(values)]
+        summary[key] = {
+            "mean": float(finite.mean()) if len(finite) else None,
+            "std": float(finite.std(ddof=1)) if len(finite) > 1 else 0.0 if len(finite) else None,
+            "values": [None if np.isnan(v) else float(v) for v in values],
+        }
+    return summary

@@ -1,0 +1,88 @@
+"""Name → object registries (timm style) with plugin loading.
+
+Built-in entries register themselves on import. Third-party packages add entries through the entry-point groups
+``artbench.methods`` and ``artbench.datasets`` (each entry point names a module to import, whose import
+registers the objects); a local module is loaded with ``--plugin MODULE``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from artbench.errors import ArtbenchError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A named collection of objects of one kind (methods, datasets, backbones)."""
+
+    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self._items: dict[str, T] = {}
+        self._entry_points_loaded = False
+
+    def register(self, name: str, obj: T, *, overwrite: bool = False) -> T:
+        if name in self._items and not overwrite:
+            raise ArtbenchError(f"{self.kind} {name!r} is already registered; pick another name")
+        self._items[name] = obj
+        return obj
+
+    def decorator(self, name: str) -> Callable[[T], T]:
+        """``@registry.decorator("name")`` registers the decorated object under ``name``."""
+
+        def wrap(obj: T) -> T:
+            return self.register(name, obj)
+
+        return wrap
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded or self.entry_point_group is None:
+            return
+        self._entry_points_loaded = True
+        for ep in entry_points(group=self.entry_point_group):
+            ep.load()
+
+    def get(self, name: str) -> T:
+        self._load_entry_points()
+        if name not in self._items:
+            raise ArtbenchError(f"unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}")
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        self._load_entry_points()
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        self._load_entry_points()
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+def load_plugin(module: str) -> None:
+    """Import a plugin given as a module name (``my_pkg.methods``) or a path to a ``.py`` file."""
+    path = Path(module)
+    if path.suffix == ".py":
+        if not path.is_file():
+            raise ArtbenchError(f"plugin file {module!r} does not exist")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = mod
+        spec.loader.exec_module(mod)
+        return
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise ArtbenchError(
+            f"cannot import plugin {module!r} ({exc}); give an importable module name or a path to a .py file"
+        ) from None

@@ -1,0 +1,110 @@
+"""MLflow tracking: one experiment per task, one parent run per ``artbench run``, one nested run per seed.
+
+Uses :class:`mlflow.MlflowClient` (no global fluent state). Metric keys are slugified to MLflow's allowed
+characters and batches are chunked to its limits (1000 metrics, 100 params per call).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from artbench.errors import ArtbenchError
+
+_KEY_CHARS = re.compile(r"[^\w.\- /]")
+MAX_METRICS, MAX_PARAMS, MAX_PARAM_LENGTH = 1000, 100, 6000
+
+
+def metric_key(*parts: str) -> str:
+    """Join key parts with dots, replacing characters MLflow rejects (e.g. parentheses) by ``_``."""
+    return ".".join(_KEY_CHARS.sub("_", p) for p in parts)[:250]
+
+
+def default_tracking_uri(out_dir: Path) -> str:
+    """SQLite store inside the output folder (MLflow 3's file store is deprecated)."""
+    return f"sqlite:///{(out_dir / 'mlflow.db').resolve()}"
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+class MlflowTracker:
+    """Logs an artbench run to an MLflow tracking server or store."""
+
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None = None) -> None:
+        import mlflow
+        from mlflow.entities import Metric, Param, RunTag
+
+        self._Metric, self._Param, self._RunTag = Metric, Param, RunTag
+        self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+        self.tracking_uri = tracking_uri
+        try:
+            found = self.client.get_experiment_by_name(experiment)
+            if found is None:
+                location = (artifact_root / experiment).resolve().as_uri() if artifact_root else None
+                self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            else:
+                self.experiment_id = found.experiment_id
+        except Exception as exc:
+            raise ArtbenchError(
+                f"cannot reach MLflow tracking at {tracking_uri!r} ({type(exc).__name__}: {str(exc)[:200]}); "
+                "check --tracking-uri / MLFLOW_TRACKING_URI"
+            ) from None
+        self.parent_id: str | None = None
+        self.seed_id: str | None = None
+
+    def start_run(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=dict(tags))
+        self.parent_id = run.info.run_id
+        self.log_params(self.parent_id, params)
+        return self.parent_id
+
+    def start_seed(self, seed: int, tags: Mapping[str, str]) -> str:
+        assert self.parent_id is not None
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"seed-{seed}",
+            tags={"mlflow.parentRunId": self.parent_id, "artbench.seed": str(seed), **tags},
+        )
+        self.seed_id = run.info.run_id
+        return self.seed_id
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        items = [self._Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
+        for chunk in _chunks(items, MAX_PARAMS):
+            self.client.log_batch(run_id, params=chunk)
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        items = [self._Metric(metric_key(k), float(v), now, step) for k, v in metrics.items() if v == v]
+        for chunk in _chunks(items, MAX_METRICS):
+            self.client.log_batch(run_id, metrics=chunk)
+
+    def log_epoch(self, epoch: int, record: Mapping[str, float]) -> None:
+        assert self.seed_id is not None
+        self.log_metrics(self.seed_id, {k: v for k, v in record.items() if k != "epoch"}, step=epoch)
+
+    def end_seed(self, metrics: Mapping[str, float], files: Iterable[Path], status: str = "FINISHED") -> None:
+        assert self.seed_id is not None
+        self.log_metrics(self.seed_id, metrics)
+        for path in files:
+            self.client.log_artifact(self.seed_id, str(path))
+        self.client.set_terminated(self.seed_id, status)
+        self.seed_id = None
+
+    def fail_seed(self, status: str) -> None:
+        if self.seed_id is not None:
+            self.client.set_terminated(self.seed_id, status)
+            self.seed_id = None
+
+    def end_run(self, summary: Mapping[str, float], files: Iterable[Path], status: str) -> None:
+        assert self.parent_id is not None
+        self.log_metrics(self.parent_id, summary)
+        for path in files:
+            self.client.log_artifact(self.parent_id, str(path))
+        self.client.set_tag(self.parent_id, "artbench.status", status.lower())
+        self.client.set_terminated(self.parent_id, status)
