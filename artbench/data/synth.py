@@ -293,9 +293,9 @@ def _object_params(latent: np.ndarray, rng: np.random.Generator) -> _Object:
         "vegetal fibre": rng.uniform(0.15, 0.45),
         "plastic": 0.95,
     }[material_name]
-    h1 = hue + rng.normal(0.0, 0.018)
-    h2 = h1 + offset + rng.normal(0.0, 0.05)
-    v1 = value + rng.normal(0.0, 0.05)
+    h1 = hue + rng.normal(0.0, 0.03)
+    h2 = h1 + offset + rng.normal(0.0, 0.08)
+    v1 = value + rng.normal(0.0, 0.07)
     if material_name == "vegetal fibre":
         v1 *= 0.9
     if technique_name == "velvet":

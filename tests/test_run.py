@@ -1,0 +1,154 @@
+"""End-to-end `artbench run` on a tiny synthetic task: files on disk, metrics vs predictions, MLflow, seeds,
+repeatability and interruption safety."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, f1_score
+
+from tests.conftest import run_cli
+
+TARGETS = ["place", "material", "time", "technique", "depiction"]
+
+
+def _run_dirs(out: Path, method: str) -> list[Path]:
+    return sorted((out / "tiny-synth" / method).iterdir())
+
+
+@pytest.fixture(scope="module")
+def mtl_run(tiny_task: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("out")
+    from artbench.cli import main  # capsys is function-scoped, so this module-scoped fixture calls main itself
+
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(tiny_task), "mtl", "--seeds", "2", "--out", str(out), "--device", "cpu"])
+    assert exc.value.code == 0
+    return out, _run_dirs(out, "mtl")[0]
+
+
+def test_run_writes_every_file(mtl_run) -> None:
+    _, run_dir = mtl_run
+    for name in ("config.json", "environment.json", "summary.json"):
+        assert (run_dir / name).is_file()
+    for seed in (1, 2):
+        seed_dir = run_dir / f"seed-{seed}"
+        assert (seed_dir / "metrics.json").is_file() and (seed_dir / "predictions.csv").is_file()
+        assert {f"confusion-{t}.png" for t in TARGETS} <= {p.name for p in seed_dir.iterdir()}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["seeds_completed"] == [1, 2]
+    f1 = summary["metrics"]["overall.f1_macro"]
+    assert len(f1["values"]) == 2 and f1["mean"] == pytest.approx(np.mean(f1["values"]))
+    env = json.loads((run_dir / "environment.json").read_text())
+    assert env["torch"] and env["dataset_fingerprint"] and env["device"] == "cpu"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config"]["backbone"] == "tiny_cnn" and config["method"] == "mtl"
+
+
+def test_metrics_agree_with_predictions_csv(mtl_run) -> None:
+    _, run_dir = mtl_run
+    metrics = json.loads((run_dir / "seed-1" / "metrics.json").read_text())
+    preds = pd.read_csv(run_dir / "seed-1" / "predictions.csv", dtype=str, keep_default_na=False)
+    assert list(preds.columns) == ["image"] + [f"{t}.{s}" for t in TARGETS for s in ("true", "pred")]
+    for target in TARGETS:
+        m = metrics["targets"][target]
+        known = preds[f"{target}.true"] != ""
+        y_true, y_pred = preds.loc[known, f"{target}.true"], preds.loc[known, f"{target}.pred"]
+        assert m["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+        present = sorted(set(y_true) - {"(background)"})
+        assert m["f1_macro"] == pytest.approx(f1_score(y_true, y_pred, labels=present, average="macro",
+                                                       zero_division=0))
+        under = [c for c in m["underrepresented"] if c in present]
+        if under:
+            assert m["f1_underrepresented"] == pytest.approx(
+                f1_score(y_true, y_pred, labels=under, average="macro", zero_division=0))
+    overall = np.mean([metrics["targets"][t]["f1_macro"] for t in TARGETS])
+    assert metrics["overall"]["f1_macro"] == pytest.approx(overall)
+
+
+def test_mlflow_parent_and_nested_seed_runs(mtl_run) -> None:
+    out, run_dir = mtl_run
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("tiny-synth")
+    parent = client.search_runs([exp.experiment_id], f"tags.`artbench.run_id` = '{run_dir.name}' "
+                                "and tags.`mlflow.runName` = 'mtl'")[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["backbone"] == "tiny_cnn" and parent.data.params["seeds"] == "2"
+    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(c.data.tags["artbench.seed"] for c in children) == ["1", "2"]
+    seed1 = next(c for c in children if c.data.tags["artbench.seed"] == "1")
+    metrics = json.loads((run_dir / "seed-1" / "metrics.json").read_text())
+    assert seed1.data.metrics["overall.f1_macro"] == pytest.approx(metrics["overall"]["f1_macro"])
+    assert "place.class.GB.f1" in seed1.data.metrics
+    history = client.get_metric_history(seed1.info.run_id, "val_loss")
+    assert [h.step for h in history] == list(range(1, len(history) + 1))
+    artifacts = {a.path for a in client.list_artifacts(seed1.info.run_id)}
+    assert {"predictions.csv", "metrics.json", "confusion-place.png"} <= artifacts
+
+
+def test_cpu_runs_are_repeatable(tiny_task: Path, tmp_path: Path, capsys) -> None:
+    for _ in range(2):
+        code, out, _ = run_cli(capsys, "run", str(tiny_task), "mtl", "--out", str(tmp_path), "--device", "cpu",
+                               "--tracking-uri", "none", "--set", "max_epochs=1")
+        assert code == 0 and "overall" in out
+    first, second = (json.loads((d / "seed-1" / "metrics.json").read_text()) for d in _run_dirs(tmp_path, "mtl"))
+    assert first["targets"] == second["targets"]
+
+
+def test_interrupted_run_keeps_finished_seeds(tiny_task: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    import artbench.runner as runner
+
+    real = runner.train_and_predict
+
+    def crash_in_seed_2(data, method, cfg, device, seed, on_epoch=None):
+        if seed == 2:
+            raise KeyboardInterrupt
+        return real(data, method, cfg, device, seed, on_epoch)
+
+    monkeypatch.setattr(runner, "train_and_predict", crash_in_seed_2)
+    code, _, err = run_cli(capsys, "run", str(tiny_task), "mtl", "--seeds", "3", "--out", str(tmp_path),
+                           "--device", "cpu", "--set", "max_epochs=1")
+    assert code == 130 and "interrupted" in err
+    run_dir = _run_dirs(tmp_path, "mtl")[0]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "incomplete" and summary["seeds_completed"] == [1]
+    assert (run_dir / "seed-1" / "metrics.json").is_file()
+    assert not (run_dir / "seed-2").exists() and not (run_dir / "seed-2.tmp").exists()
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny-synth").experiment_id])
+    status = {r.data.tags["mlflow.runName"]: r.info.status for r in runs}
+    assert status == {"mtl": "KILLED", "seed-1": "FINISHED", "seed-2": "KILLED"}
+
+
+def test_stl_trains_one_network_per_target(tiny_task: Path, tmp_path: Path, capsys) -> None:
+    code, out, _ = run_cli(capsys, "run", str(tiny_task), "stl", "--out", str(tmp_path), "--device", "cpu",
+                           "--tracking-uri", "none", "--set", "max_epochs=1")
+    assert code == 0
+    metrics = json.loads((_run_dirs(tmp_path, "stl")[0] / "seed-1" / "metrics.json").read_text())
+    assert set(metrics["epochs"]) == set(TARGETS)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["run", "nope", "mtl"], "unknown task 'nope'; valid choices:"),
+     (["run", "silknow-synth", "nope"], "unknown method 'nope'; valid choices: mtl"),
+     (["run", "silknow-synth", "mtl", "--set", "colour=1"], "unknown config key 'colour'"),
+     (["run", "silknow-synth", "mtl", "--set", "lr"], "expected key=value"),
+     (["run", "silknow-synth", "mtl", "--config", "missing.toml"], "does not exist"),
+     (["run", "silknow-synth", "mtl", "--device", "tpu"], "unknown device 'tpu'"),
+     (["run", "silknow-synth", "mtl", "--plugin", "no_such_module_xyz"], "cannot import plugin")],
+)
+def test_bad_input_gives_one_line_error(args: list[str], message: str, capsys) -> None:
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_list_commands(capsys) -> None:
+    code, out, _ = run_cli(capsys, "methods", "list")
+    assert code == 0 and all(m in out for m in ("stl", "mtl_fo_rall", "mtl_rsem"))
+    code, out, _ = run_cli(capsys, "tasks", "list")
+    assert code == 0 and "silknow-synth" in out
