@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from artbench.config import resolve_config
+from artbench.data.task_data import prepare_task
 from artbench.methods import METHODS
 from artbench.progress import progress_bar
-from artbench.data.task_data import prepare_task
 from artbench.runner import build_model
 from artbench.tasks import load_task
 from artbench.training.augment import random_geometric
@@ -52,8 +52,11 @@ def run_bench(
     dev = resolve_device(device)
     spec = load_task(task)
     method = METHODS.get("mtl")
-    cfg = resolve_config(spec.defaults, method.config, {"backbone": backbone, "image_size": image_size,
-                                                         "batch_size": batch_size, "weights": "none"})
+    cfg = resolve_config(
+        spec.defaults,
+        method.config,
+        {"backbone": backbone, "image_size": image_size, "batch_size": batch_size, "weights": "none"},
+    )
     data = prepare_task(spec, image_size)
     seed_everything(0)
     model = build_model(cfg, [t.num_outputs for t in data.targets], dev).train()
@@ -65,8 +68,16 @@ def run_bench(
 
     def batches():
         while True:
-            yield from iterate_batches(data.cache, data.labels, train, batch_size, dev, rng=rng, drop_last=True,
-                                       channels_last=cfg.channels_last)
+            yield from iterate_batches(
+                data.cache,
+                data.labels,
+                train,
+                batch_size,
+                dev,
+                rng=rng,
+                drop_last=True,
+                channels_last=cfg.channels_last,
+            )
 
     stream = batches()
 
@@ -83,7 +94,9 @@ def run_bench(
     model_s = _timed(lambda: train_step(fixed, False), steps, warmup, dev, "model only")
     pipeline_ips, model_ips = steps * batch_size / pipeline_s, steps * batch_size / model_s
     return {
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)",
+        "device_name": torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"CPU ({torch.get_num_threads()} threads)",
         "pipeline_images_per_s": pipeline_ips,
         "model_images_per_s": model_ips,
         "ratio": pipeline_ips / model_ips,

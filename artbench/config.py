@@ -96,8 +96,10 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     if origin is tuple:
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
-        if not isinstance(value, Sequence) or isinstance(value, str) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
+        if (
+            not isinstance(value, Sequence)
+            or isinstance(value, str)
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         ):
             raise ArtbenchError(f"{source}: {key} must be a list of integers, got {value!r}")
         return tuple(value)

@@ -15,8 +15,14 @@ import artbench
 def git_commit() -> str | None:
     """Commit of the artbench checkout, when it runs from one."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(artbench.__file__).parent,
-                             capture_output=True, text=True, timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(artbench.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -32,8 +38,9 @@ def environment_record(device: torch.device, dataset_fingerprint: str) -> dict[s
         "torch": torch.__version__,
         "cuda": torch.version.cuda if cuda else None,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-        or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
         "cpu_threads": torch.get_num_threads(),
         "dataset_fingerprint": dataset_fingerprint,
     }

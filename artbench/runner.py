@@ -30,6 +30,7 @@ from artbench.evaluation.plots import plot_confusion
 from artbench.methods.registry import MethodSpec
 from artbench.models.backbones import build_backbone
 from artbench.models.silknet import SilkNet
+from artbench.tasks import TaskSpec
 from artbench.tracking.mlflow_tracker import MlflowTracker
 from artbench.training.device import seed_everything
 from artbench.training.loop import fit, predict
@@ -48,14 +49,19 @@ def build_model(cfg: RunConfig, num_outputs: Sequence[int], device: torch.device
 
 
 def train_and_predict(
-    data: PreparedTask, method: MethodSpec, cfg: RunConfig, device: torch.device, seed: int,
+    data: PreparedTask,
+    method: MethodSpec,
+    cfg: RunConfig,
+    device: torch.device,
+    seed: int,
     on_epoch: Any = None,
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Train one seed with the method's strategy; return test-set class scores per target and fit info."""
     train, val, test = data.index("train"), data.index("val"), data.index("test")
     objective = method.objective(cfg)
-    groups = ([list(range(len(data.targets)))] if method.strategy == "multitask"
-              else [[m] for m in range(len(data.targets))])
+    groups = (
+        [list(range(len(data.targets)))] if method.strategy == "multitask" else [[m] for m in range(len(data.targets))]
+    )
     scores: list[np.ndarray] = [np.empty(0)] * len(data.targets)
     info: dict[str, Any] = {"best_epoch": {}, "epochs": {}, "train_seconds": 0.0}
     for members in groups:
@@ -65,10 +71,19 @@ def train_and_predict(
         name = "+".join(data.targets[m].name for m in members) if len(members) == 1 else "all"
         prefix = "" if method.strategy == "multitask" else f"{name}."
         model = build_model(cfg, [data.targets[m].num_outputs for m in members], device)
-        result = fit(model, objective, data.cache, labels, train[known[train]], val[known[val]], cfg, device,
-                     seed=seed, description=f"seed {seed} · {name}",
-                     on_epoch=(lambda e, r, p=prefix: on_epoch(e, {p + k: v for k, v in r.items()}))
-                     if on_epoch else None)
+        result = fit(
+            model,
+            objective,
+            data.cache,
+            labels,
+            train[known[train]],
+            val[known[val]],
+            cfg,
+            device,
+            seed=seed,
+            description=f"seed {seed} · {name}",
+            on_epoch=(lambda e, r, p=prefix: on_epoch(e, {p + k: v for k, v in r.items()})) if on_epoch else None,
+        )
         for m, s in zip(members, predict(model, data.cache, test, cfg, device), strict=True):
             scores[m] = s
         info["best_epoch"][name], info["epochs"][name] = result.best_epoch, result.epochs_run
@@ -130,24 +145,50 @@ def run(
     run_id = new_run_id()
     run_dir = out_dir / task.name / method.name / run_id
     run_dir.mkdir(parents=True)
-    resolved = {"task": task.name, "method": method.name, "strategy": method.strategy, "seeds": seeds,
-                "split": vars(task.split), "config": cfg.to_dict(), "task_file": task.source}
+    resolved = {
+        "task": task.name,
+        "method": method.name,
+        "strategy": method.strategy,
+        "seeds": seeds,
+        "split": vars(task.split),
+        "config": cfg.to_dict(),
+        "task_file": task.source,
+    }
     _write_json(run_dir / "config.json", resolved)
     _write_json(run_dir / "environment.json", environment_record(device, data.dataset.fingerprint))
     tracker = MlflowTracker(tracking_uri, task.name, out_dir / "mlartifacts") if tracking_uri else None
     if tracker:
-        tracker.start_run(method.name, {"task": task.name, "method": method.name, "seeds": seeds,
-                                        "strategy": method.strategy, **cfg.to_dict()},
-                          {"artbench.run_id": run_id, "artbench.task": task.name, "artbench.method": method.name})
+        tracker.start_run(
+            method.name,
+            {
+                "task": task.name,
+                "method": method.name,
+                "seeds": seeds,
+                "strategy": method.strategy,
+                **cfg.to_dict(),
+            },
+            {"artbench.run_id": run_id, "artbench.task": task.name, "artbench.method": method.name},
+        )
     completed: list[int] = []
     flat_per_seed: list[dict[str, float]] = []
     status = "incomplete"
 
     def write_summary() -> dict[str, dict[str, Any]]:
         summary = summarise(flat_per_seed)
-        _write_json(run_dir / "summary.json", _jsonable({
-            "task": task.name, "method": method.name, "run_id": run_id, "status": status,
-            "seeds_requested": seeds, "seeds_completed": completed, "metrics": summary}))
+        _write_json(
+            run_dir / "summary.json",
+            _jsonable(
+                {
+                    "task": task.name,
+                    "method": method.name,
+                    "run_id": run_id,
+                    "status": status,
+                    "seeds_requested": seeds,
+                    "seeds_completed": completed,
+                    "metrics": summary,
+                }
+            ),
+        )
         return summary
 
     write_summary()
@@ -155,8 +196,9 @@ def run(
         for seed in range(1, seeds + 1):
             if tracker:
                 tracker.start_seed(seed, {"artbench.run_id": run_id})
-            scores, info = train_and_predict(data, method, cfg, device, seed,
-                                             on_epoch=tracker.log_epoch if tracker else None)
+            scores, info = train_and_predict(
+                data, method, cfg, device, seed, on_epoch=tracker.log_epoch if tracker else None
+            )
             metrics, predictions = evaluate_seed(data, scores)
             metrics = {"seed": seed, **info, **metrics}
             tmp_dir, seed_dir = run_dir / f"seed-{seed}.tmp", run_dir / f"seed-{seed}"
@@ -164,13 +206,22 @@ def run(
             _write_json(tmp_dir / "metrics.json", _jsonable(metrics))
             predictions.to_csv(tmp_dir / "predictions.csv", index=False)
             for name, m in metrics["targets"].items():
-                plot_confusion(m["confusion_matrix"]["matrix"], m["confusion_matrix"]["labels"],
-                               f"{task.name} · {method.name} · seed {seed} · {name}", tmp_dir / f"confusion-{name}.png")
+                plot_confusion(
+                    m["confusion_matrix"]["matrix"],
+                    m["confusion_matrix"]["labels"],
+                    f"{task.name} · {method.name} · seed {seed} · {name}",
+                    tmp_dir / f"confusion-{name}.png",
+                )
             os.replace(tmp_dir, seed_dir)
             flat = flatten_metrics(metrics)
             if tracker:
-                per_class = {f"{t}.class.{c}.{k}": v for t, m in metrics["targets"].items()
-                             for c, vals in m["per_class"].items() for k, v in vals.items() if k != "support"}
+                per_class = {
+                    f"{t}.class.{c}.{k}": v
+                    for t, m in metrics["targets"].items()
+                    for c, vals in m["per_class"].items()
+                    for k, v in vals.items()
+                    if k != "support"
+                }
                 tracker.end_seed({**flat, **per_class}, sorted(seed_dir.iterdir()))
             completed.append(seed)
             flat_per_seed.append(flat)
@@ -185,13 +236,17 @@ def run(
         summary = write_summary()
         if tracker:
             means = {f"{k}.mean": v["mean"] for k, v in summary.items() if v["mean"] is not None}
-            tracker.end_run(means, [run_dir / "config.json", run_dir / "environment.json", run_dir / "summary.json"],
-                            "FINISHED" if status == "complete" else "KILLED")
+            tracker.end_run(
+                means,
+                [run_dir / "config.json", run_dir / "environment.json", run_dir / "summary.json"],
+                "FINISHED" if status == "complete" else "KILLED",
+            )
     return RunOutcome(run_dir, status, completed, summary, [t.name for t in data.targets])
 
 
 def summary_rows(summary: Mapping[str, Mapping[str, Any]], targets: Sequence[str]) -> list[list[str]]:
     """Rows ``[target, F1, OA, F1 under-represented]`` as ``mean ± std`` percentages."""
+
     def cell(key: str) -> str:
         entry = summary.get(key)
         if not entry or entry["mean"] is None:

@@ -57,7 +57,7 @@ class TaskSpec:
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise ArtbenchError(f"{where} must be {names}, got {value!r}")
     return value
@@ -108,8 +108,10 @@ def parse_task(data: dict[str, Any], source: str) -> TaskSpec:
     protocol = _expect(split_raw.get("protocol", "grouped"), str, f"{source}: split.protocol")
     if protocol not in SPLIT_PROTOCOLS:
         raise ArtbenchError(f"{source}: unknown split protocol {protocol!r}; valid: {', '.join(SPLIT_PROTOCOLS)}")
-    fractions = tuple(float(_expect(f, (int, float), f"{source}: split.fractions[]"))
-                      for f in _expect(split_raw.get("fractions", [0.6, 0.2, 0.2]), list, "split.fractions"))
+    fractions = tuple(
+        float(_expect(f, (int, float), f"{source}: split.fractions[]"))
+        for f in _expect(split_raw.get("fractions", [0.6, 0.2, 0.2]), list, "split.fractions")
+    )
     if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
         raise ArtbenchError(f"{source}: split.fractions must be three positive numbers summing to 1")
     metrics = _str_list(data.get("metrics", list(TaskSpec.metrics)), f"{source}: metrics")
@@ -124,8 +126,9 @@ def parse_task(data: dict[str, Any], source: str) -> TaskSpec:
         dataset_options=dict(_expect(data.get("dataset_options", {}), dict, f"{source}: dataset_options")),
         split=SplitSpec(protocol, fractions, _expect(split_raw.get("seed", 0), int, f"{source}: split.seed")),
         metrics=metrics,
-        defaults=validate_overrides(_expect(data.get("defaults", {}), dict, f"{source}: defaults"),
-                                    f"{source}: [defaults]"),
+        defaults=validate_overrides(
+            _expect(data.get("defaults", {}), dict, f"{source}: defaults"), f"{source}: [defaults]"
+        ),
         source=source,
     )
 

@@ -25,8 +25,12 @@ def test_layers_override_in_order() -> None:
 
 @pytest.mark.parametrize(
     ("item", "key", "value"),
-    [("lr=3e-4", "lr", 3e-4), ("joint_layers=[256, 128]", "joint_layers", [256, 128]),
-     ("backbone=resnet50", "backbone", "resnet50"), ("amp=false", "amp", False)],
+    [
+        ("lr=3e-4", "lr", 3e-4),
+        ("joint_layers=[256, 128]", "joint_layers", [256, 128]),
+        ("backbone=resnet50", "backbone", "resnet50"),
+        ("amp=false", "amp", False),
+    ],
 )
 def test_set_option_parsing(item: str, key: str, value: object) -> None:
     assert parse_set_option(item) == (key, value)
@@ -34,8 +38,12 @@ def test_set_option_parsing(item: str, key: str, value: object) -> None:
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"learning_rate": 1.0}, "unknown config key 'learning_rate'"), ({"batch_size": "big"}, "must be int"),
-     ({"joint_layers": ["a"]}, "list of integers"), ({"amp": 1}, "must be bool")],
+    [
+        ({"learning_rate": 1.0}, "unknown config key 'learning_rate'"),
+        ({"batch_size": "big"}, "must be int"),
+        ({"joint_layers": ["a"]}, "list of integers"),
+        ({"amp": 1}, "must be bool"),
+    ],
 )
 def test_config_validation_errors(overrides: dict, message: str) -> None:
     with pytest.raises(ArtbenchError, match=message):
@@ -61,15 +69,17 @@ def test_recipe_file(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("patch", "message"),
-    [({"colour": 1}, r"unknown key\(s\) \['colour'\]"),
-     ({"targets": [{"name": "p", "kind": "ordinal"}]}, "unknown kind 'ordinal'"),
-     ({"targets": [{"name": "p", "classes": "a"}]}, "must be list"),
-     ({"targets": [{"name": "p", "colour": 1}]}, r"targets\[0\]: unknown key"),
-     ({"split": {"protocol": "random"}}, "unknown split protocol"),
-     ({"split": {"fractions": [0.5, 0.5]}}, "three positive numbers"),
-     ({"metrics": ["auc"]}, "unknown metric"),
-     ({"defaults": {"lr": "fast"}}, "lr must be float"),
-     ({"name": 3}, "name must be str")],
+    [
+        ({"colour": 1}, r"unknown key\(s\) \['colour'\]"),
+        ({"targets": [{"name": "p", "kind": "ordinal"}]}, "unknown kind 'ordinal'"),
+        ({"targets": [{"name": "p", "classes": "a"}]}, "must be list"),
+        ({"targets": [{"name": "p", "colour": 1}]}, r"targets\[0\]: unknown key"),
+        ({"split": {"protocol": "random"}}, "unknown split protocol"),
+        ({"split": {"fractions": [0.5, 0.5]}}, "three positive numbers"),
+        ({"metrics": ["auc"]}, "unknown metric"),
+        ({"defaults": {"lr": "fast"}}, "lr must be float"),
+        ({"name": 3}, "name must be str"),
+    ],
 )
 def test_task_validation_errors(patch: dict, message: str) -> None:
     with pytest.raises(ArtbenchError, match=message):
@@ -82,7 +92,7 @@ def test_shipped_task_and_methods_load() -> None:
     assert task.target("place").background == ("bg place",)
     assert task.defaults["backbone"] == "tiny_cnn"
     assert "silknow-synth" in [t.name for t in list_tasks()]
-    with pytest.raises(ArtbenchError, match="unknown task 'silk'; valid choices: .*silknow-synth"):
+    with pytest.raises(ArtbenchError, match=r"unknown task 'silk'; valid choices: .*silknow-synth"):
         load_task("silk")
     for name in ("stl", "mtl", "mtl_fo", "mtl_rsem", "mtl_rall", "mtl_fo_rsem", "mtl_fo_rall"):
         assert name in METHODS
@@ -92,7 +102,8 @@ def test_target_encoding_round_trip() -> None:
     import pandas as pd
 
     spec = TargetSpec("place", background=("bg place",)).with_classes_from(
-        pd.Series(["FR", "NA", None, "bg place", "ES"]))
+        pd.Series(["FR", "NA", None, "bg place", "ES"])
+    )
     assert spec.classes == ("ES", "FR", "NA") and spec.num_outputs == 4
     codes = spec.encode(pd.Series(["FR", None, "bg place", "NA"]))
     assert codes.tolist() == [1, -1, 3, 2]

@@ -43,8 +43,10 @@ def test_hand_computed_example() -> None:
 
 
 def test_run_level_and_summary() -> None:
-    per_target = {"a": {"f1_macro": 0.2, "accuracy": 0.6, "f1_underrepresented": float("nan")},
-                  "b": {"f1_macro": 0.4, "accuracy": 0.8, "f1_underrepresented": 0.1}}
+    per_target = {
+        "a": {"f1_macro": 0.2, "accuracy": 0.6, "f1_underrepresented": float("nan")},
+        "b": {"f1_macro": 0.4, "accuracy": 0.8, "f1_underrepresented": 0.1},
+    }
     overall = run_level(per_target)
     assert overall == pytest.approx({"f1_macro": 0.3, "accuracy": 0.7, "f1_underrepresented": 0.1})
     s = summarise([{"k": 1.0}, {"k": 2.0}, {"k": 4.0}])

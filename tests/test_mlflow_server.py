@@ -26,10 +26,23 @@ def mlflow_server(tmp_path: Path):
     port = _free_port()
     mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
     proc = subprocess.Popen(
-        [mlflow_bin, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            mlflow_bin,
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -51,8 +64,22 @@ def mlflow_server(tmp_path: Path):
 
 @pytest.mark.slow
 def test_run_against_mlflow_server(mlflow_server: str, tiny_task: Path, tmp_path: Path, capsys) -> None:
-    code, out, err = run_cli(capsys, "run", str(tiny_task), "mtl", "--seeds", "2", "--out", str(tmp_path / "out"),
-                             "--device", "cpu", "--tracking-uri", mlflow_server, "--set", "max_epochs=1")
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        str(tiny_task),
+        "mtl",
+        "--seeds",
+        "2",
+        "--out",
+        str(tmp_path / "out"),
+        "--device",
+        "cpu",
+        "--tracking-uri",
+        mlflow_server,
+        "--set",
+        "max_epochs=1",
+    )
     assert code == 0, err
     assert not (tmp_path / "out" / "mlflow.db").exists()
     client = mlflow.MlflowClient(tracking_uri=mlflow_server)

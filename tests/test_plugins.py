@@ -7,11 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
+from artbench.data.dataset import DATASETS
+from artbench.methods import METHODS
 from tests.conftest import run_cli
 
-PLUGIN = '''
+PLUGIN = """
 from artbench.data.dataset import Dataset, read_csv_table, register_dataset
 from artbench.methods import MethodSpec, register_method
 
@@ -21,7 +24,16 @@ register_method(MethodSpec("mtl_gamma1", "focal MTL with gamma = 1", config={"ga
 @register_dataset("my-collection")
 def my_collection(path: str) -> Dataset:
     return Dataset("my-collection", read_csv_table(path, group_col="object"))
-'''
+"""
+
+
+@pytest.fixture(autouse=True)
+def _restore_registries():
+    """Plugins register into global registries; undo that after each test."""
+    saved = {reg: dict(reg._items) for reg in (METHODS, DATASETS)}
+    yield
+    for reg, items in saved.items():
+        reg._items = items
 
 
 def test_plugin_module_registers_method_and_dataset(tmp_path: Path, capsys, monkeypatch) -> None:
@@ -37,11 +49,12 @@ def test_plugin_module_registers_method_and_dataset(tmp_path: Path, capsys, monk
         rows.append({"image": f"img/{i}.png", "object": f"o{i // 2}", "colour": colour if i % 5 else ""})
     pd.DataFrame(rows).to_csv(tmp_path / "collection.csv", index=False)
     (tmp_path / "my_plugin_mod.py").write_text(PLUGIN)
-    (tmp_path / "task.toml").write_text(textwrap.dedent(f"""
+    (tmp_path / "task.toml").write_text(
+        textwrap.dedent(f"""
         name = "my-task"
         dataset = "my-collection"
         [dataset_options]
-        path = "{tmp_path / 'collection.csv'}"
+        path = "{tmp_path / "collection.csv"}"
         [[targets]]
         name = "colour"
         [defaults]
@@ -50,12 +63,25 @@ def test_plugin_module_registers_method_and_dataset(tmp_path: Path, capsys, monk
         image_size = 16
         batch_size = 8
         max_epochs = 1
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     code, out, _ = run_cli(capsys, "methods", "list", "--plugin", "my_plugin_mod")
     assert code == 0 and "mtl_gamma1" in out
-    code, out, err = run_cli(capsys, "run", str(tmp_path / "task.toml"), "mtl_gamma1", "--plugin", "my_plugin_mod",
-                             "--out", str(tmp_path / "out"), "--tracking-uri", "none", "--device", "cpu")
+    code, out, err = run_cli(
+        capsys,
+        "run",
+        str(tmp_path / "task.toml"),
+        "mtl_gamma1",
+        "--plugin",
+        "my_plugin_mod",
+        "--out",
+        str(tmp_path / "out"),
+        "--tracking-uri",
+        "none",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     run_dir = next((tmp_path / "out" / "my-task" / "mtl_gamma1").iterdir())
     assert json.loads((run_dir / "config.json").read_text())["config"]["gamma"] == 1.0
@@ -65,7 +91,9 @@ def test_plugin_module_registers_method_and_dataset(tmp_path: Path, capsys, monk
 
 def test_plugin_from_file_path(tmp_path: Path, capsys) -> None:
     path = tmp_path / "file_plugin.py"
-    path.write_text('from artbench.methods import MethodSpec, register_method\n'
-                    'register_method(MethodSpec("from_file", "a method from a file", config={"gamma": 0.5}))\n')
+    path.write_text(
+        "from artbench.methods import MethodSpec, register_method\n"
+        'register_method(MethodSpec("from_file", "a method from a file", config={"gamma": 0.5}))\n'
+    )
     code, out, _ = run_cli(capsys, "methods", "list", "--plugin", str(path))
     assert code == 0 and "from_file" in out

@@ -22,7 +22,9 @@ def _run_dirs(out: Path, method: str) -> list[Path]:
 @pytest.fixture(scope="module")
 def mtl_run(tiny_task: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("out")
-    from artbench.cli import main  # capsys is function-scoped, so this module-scoped fixture calls main itself
+    from artbench.cli import (
+        main,
+    )  # capsys is function-scoped, so this module-scoped fixture calls main itself
 
     with pytest.raises(SystemExit) as exc:
         main(["run", str(tiny_task), "mtl", "--seeds", "2", "--out", str(out), "--device", "cpu"])
@@ -59,12 +61,14 @@ def test_metrics_agree_with_predictions_csv(mtl_run) -> None:
         y_true, y_pred = preds.loc[known, f"{target}.true"], preds.loc[known, f"{target}.pred"]
         assert m["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
         present = sorted(set(y_true) - {"(background)"})
-        assert m["f1_macro"] == pytest.approx(f1_score(y_true, y_pred, labels=present, average="macro",
-                                                       zero_division=0))
+        assert m["f1_macro"] == pytest.approx(
+            f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+        )
         under = [c for c in m["underrepresented"] if c in present]
         if under:
             assert m["f1_underrepresented"] == pytest.approx(
-                f1_score(y_true, y_pred, labels=under, average="macro", zero_division=0))
+                f1_score(y_true, y_pred, labels=under, average="macro", zero_division=0)
+            )
     overall = np.mean([metrics["targets"][t]["f1_macro"] for t in TARGETS])
     assert metrics["overall"]["f1_macro"] == pytest.approx(overall)
 
@@ -73,8 +77,9 @@ def test_mlflow_parent_and_nested_seed_runs(mtl_run) -> None:
     out, run_dir = mtl_run
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     exp = client.get_experiment_by_name("tiny-synth")
-    parent = client.search_runs([exp.experiment_id], f"tags.`artbench.run_id` = '{run_dir.name}' "
-                                "and tags.`mlflow.runName` = 'mtl'")[0]
+    parent = client.search_runs(
+        [exp.experiment_id], f"tags.`artbench.run_id` = '{run_dir.name}' and tags.`mlflow.runName` = 'mtl'"
+    )[0]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["backbone"] == "tiny_cnn" and parent.data.params["seeds"] == "2"
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
@@ -91,8 +96,20 @@ def test_mlflow_parent_and_nested_seed_runs(mtl_run) -> None:
 
 def test_cpu_runs_are_repeatable(tiny_task: Path, tmp_path: Path, capsys) -> None:
     for _ in range(2):
-        code, out, _ = run_cli(capsys, "run", str(tiny_task), "mtl", "--out", str(tmp_path), "--device", "cpu",
-                               "--tracking-uri", "none", "--set", "max_epochs=1")
+        code, out, _ = run_cli(
+            capsys,
+            "run",
+            str(tiny_task),
+            "mtl",
+            "--out",
+            str(tmp_path),
+            "--device",
+            "cpu",
+            "--tracking-uri",
+            "none",
+            "--set",
+            "max_epochs=1",
+        )
         assert code == 0 and "overall" in out
     first, second = (json.loads((d / "seed-1" / "metrics.json").read_text()) for d in _run_dirs(tmp_path, "mtl"))
     assert first["targets"] == second["targets"]
@@ -109,8 +126,20 @@ def test_interrupted_run_keeps_finished_seeds(tiny_task: Path, tmp_path: Path, c
         return real(data, method, cfg, device, seed, on_epoch)
 
     monkeypatch.setattr(runner, "train_and_predict", crash_in_seed_2)
-    code, _, err = run_cli(capsys, "run", str(tiny_task), "mtl", "--seeds", "3", "--out", str(tmp_path),
-                           "--device", "cpu", "--set", "max_epochs=1")
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        str(tiny_task),
+        "mtl",
+        "--seeds",
+        "3",
+        "--out",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--set",
+        "max_epochs=1",
+    )
     assert code == 130 and "interrupted" in err
     run_dir = _run_dirs(tmp_path, "mtl")[0]
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -124,8 +153,20 @@ def test_interrupted_run_keeps_finished_seeds(tiny_task: Path, tmp_path: Path, c
 
 
 def test_stl_trains_one_network_per_target(tiny_task: Path, tmp_path: Path, capsys) -> None:
-    code, out, _ = run_cli(capsys, "run", str(tiny_task), "stl", "--out", str(tmp_path), "--device", "cpu",
-                           "--tracking-uri", "none", "--set", "max_epochs=1")
+    code, _, _ = run_cli(
+        capsys,
+        "run",
+        str(tiny_task),
+        "stl",
+        "--out",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--tracking-uri",
+        "none",
+        "--set",
+        "max_epochs=1",
+    )
     assert code == 0
     metrics = json.loads((_run_dirs(tmp_path, "stl")[0] / "seed-1" / "metrics.json").read_text())
     assert set(metrics["epochs"]) == set(TARGETS)
@@ -133,13 +174,15 @@ def test_stl_trains_one_network_per_target(tiny_task: Path, tmp_path: Path, caps
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["run", "nope", "mtl"], "unknown task 'nope'; valid choices:"),
-     (["run", "silknow-synth", "nope"], "unknown method 'nope'; valid choices: mtl"),
-     (["run", "silknow-synth", "mtl", "--set", "colour=1"], "unknown config key 'colour'"),
-     (["run", "silknow-synth", "mtl", "--set", "lr"], "expected key=value"),
-     (["run", "silknow-synth", "mtl", "--config", "missing.toml"], "does not exist"),
-     (["run", "silknow-synth", "mtl", "--device", "tpu"], "unknown device 'tpu'"),
-     (["run", "silknow-synth", "mtl", "--plugin", "no_such_module_xyz"], "cannot import plugin")],
+    [
+        (["run", "nope", "mtl"], "unknown task 'nope'; valid choices:"),
+        (["run", "silknow-synth", "nope"], "unknown method 'nope'; valid choices: mtl, mtl_fo, mtl_fo_rall"),
+        (["run", "silknow-synth", "mtl", "--set", "colour=1"], "unknown config key 'colour'"),
+        (["run", "silknow-synth", "mtl", "--set", "lr"], "expected key=value"),
+        (["run", "silknow-synth", "mtl", "--config", "missing.toml"], "does not exist"),
+        (["run", "silknow-synth", "mtl", "--device", "tpu"], "unknown device 'tpu'"),
+        (["run", "silknow-synth", "mtl", "--plugin", "no_such_module_xyz"], "cannot import plugin"),
+    ],
 )
 def test_bad_input_gives_one_line_error(args: list[str], message: str, capsys) -> None:
     code, _, err = run_cli(capsys, *args)
@@ -152,3 +195,39 @@ def test_list_commands(capsys) -> None:
     assert code == 0 and all(m in out for m in ("stl", "mtl_fo_rall", "mtl_rsem"))
     code, out, _ = run_cli(capsys, "tasks", "list")
     assert code == 0 and "silknow-synth" in out
+
+
+@pytest.mark.parametrize("method", ["mtl_fo", "mtl_rsem", "mtl_rall", "mtl_fo_rsem", "mtl_fo_rall"])
+def test_every_table3_method_trains_one_epoch(method: str, tiny_task: Path, tmp_path: Path, capsys) -> None:
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        str(tiny_task),
+        method,
+        "--out",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'm.db'}",
+        "--set",
+        "max_epochs=1",
+    )
+    assert code == 0, err
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
+    seed_run = next(
+        r
+        for r in client.search_runs([client.get_experiment_by_name("tiny-synth").experiment_id])
+        if r.data.tags["mlflow.runName"] == "seed-1"
+    )
+    logged = set(seed_run.data.metrics)
+    assert {"train_loss", "train_loss_c", "val_loss"} <= logged
+    expected = {
+        "mtl_fo": set(),
+        "mtl_rsem": {"train_loss_sem"},
+        "mtl_fo_rsem": {"train_loss_sem"},
+        "mtl_rall": {"train_loss_sem", "train_loss_co", "train_loss_slf"},
+        "mtl_fo_rall": {"train_loss_sem", "train_loss_co", "train_loss_slf"},
+    }[method]
+    assert expected <= logged
+    assert not ({"train_loss_sem", "train_loss_co", "train_loss_slf"} - expected) & logged

@@ -11,8 +11,13 @@ from artbench.data.stats import imbalance_ratio, underrepresented_mask
 from tests.conftest import run_cli
 
 # Printed in Dorozynski 2023: Table 2 (K_m, |M_m|, IR) and §4 (labelled share in %).
-TABLE2 = {"place": (29, 22, 190.4), "time": (7, 5, 232.0), "technique": (9, 5, 105.6),
-          "material": (3, 2, 7.0), "depiction": (8, 7, 32.2)}
+TABLE2 = {
+    "place": (29, 22, 190.4),
+    "time": (7, 5, 232.0),
+    "technique": (9, 5, 105.6),
+    "material": (3, 2, 7.0),
+    "depiction": (8, 7, 32.2),
+}
 SECTION4 = {"place": 73.1, "material": 72.3, "time": 58.0, "technique": 32.7, "depiction": 7.0}
 
 

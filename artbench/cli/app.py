@@ -59,8 +59,10 @@ def run(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     tracking_uri: Annotated[
         str | None,
-        typer.Option(help="MLflow tracking URI ('none' disables tracking). Default: $MLFLOW_TRACKING_URI, "
-                     "else a SQLite store in --out."),
+        typer.Option(
+            help="MLflow tracking URI ('none' disables tracking). Default: $MLFLOW_TRACKING_URI, "
+            "else a SQLite store in --out."
+        ),
     ] = None,
     plugin: PluginOpt = None,
 ) -> None:
@@ -83,13 +85,22 @@ def run(
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        outcome = run_benchmark(task_spec, method_spec, cfg, seeds=seeds, out_dir=out_dir, device=dev,
-                                tracking_uri=None if uri == "none" else uri)
+        outcome = run_benchmark(
+            task_spec,
+            method_spec,
+            cfg,
+            seeds=seeds,
+            out_dir=out_dir,
+            device=dev,
+            tracking_uri=None if uri == "none" else uri,
+        )
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: finished seeds are saved; the run is marked incomplete")
         raise typer.Exit(130) from None
-    table = Table(title=f"{task_spec.name} · {method_spec.name} · {len(outcome.seeds_completed)} seed(s) · "
-                        "test split, mean ± std (%)")
+    table = Table(
+        title=f"{task_spec.name} · {method_spec.name} · {len(outcome.seeds_completed)} seed(s)",
+        caption="test split, mean ± std over seeds, in %",
+    )
     for col in ("target", "F1 (macro)", "OA", "F1 under-repr."):
         table.add_column(col, justify="left" if col == "target" else "right")
     rows = summary_rows(outcome.summary, outcome.targets)
@@ -142,8 +153,11 @@ def _parse_background(items: list[str]) -> dict[str, list[str]]:
     return mapping
 
 
-@datasets_app.command("stats", epilog="Examples:\n\n  artbench datasets stats silknow-synth\n\n"
-                      "  artbench datasets stats table1.csv --targets place,time --background place='bg place' --json")
+@datasets_app.command(
+    "stats",
+    epilog="Examples:\n\n  artbench datasets stats silknow-synth\n\n"
+    "  artbench datasets stats table1.csv --targets place,time --background place='bg place' --json",
+)
 def datasets_stats(
     source: Annotated[str, typer.Argument(help="Task name, dataset name or path to a CSV file.")],
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
@@ -178,23 +192,41 @@ def datasets_stats(
             specs = resolve_targets(task, table)
         elif source in DATASETS:
             table = DATASETS.get(source)().table
-            specs = [TargetSpec(c).with_classes_from(table[c]) for c in table.columns
-                     if c not in ("image", "group", "split")]
+            specs = [
+                TargetSpec(c).with_classes_from(table[c]) for c in table.columns if c not in ("image", "group", "split")
+            ]
         else:
-            raise ArtbenchError(f"{source!r} is neither a task, a dataset ({', '.join(DATASETS.names())}) "
-                                "nor an existing CSV file")
+            raise ArtbenchError(
+                f"{source!r} is neither a task, a dataset ({', '.join(DATASETS.names())}) nor an existing CSV file"
+            )
     stats = dataset_statistics(table, specs)
     if json_:
         typer.echo(json.dumps(stats))
         return
     summary = Table(title=f"{source}: {stats['num_samples']} samples")
-    for col in ("target", "K", "labelled", "labelled %", "background", "missing", "under-repr.", "IR (eq. 9)"):
+    for col in (
+        "target",
+        "K",
+        "labelled",
+        "labelled %",
+        "background",
+        "missing",
+        "under-repr.",
+        "IR (eq. 9)",
+    ):
         summary.add_column(col, justify="left" if col == "target" else "right")
     for name, s in stats["targets"].items():
         ir = s["imbalance_ratio"]
-        summary.add_row(name, str(s["num_classes"]), str(s["labelled"]), f"{100 * s['labelled_fraction']:.1f}",
-                        str(s["background"]), str(s["missing"]), str(s["num_underrepresented"]),
-                        "inf" if ir is None else f"{ir:.1f}")
+        summary.add_row(
+            name,
+            str(s["num_classes"]),
+            str(s["labelled"]),
+            f"{100 * s['labelled_fraction']:.1f}",
+            str(s["background"]),
+            str(s["missing"]),
+            str(s["num_underrepresented"]),
+            "inf" if ir is None else f"{ir:.1f}",
+        )
     out.print(summary)
     for name, s in stats["targets"].items():
         classes = Table(title=f"{name}: class counts (* under-represented)", show_edge=False)
@@ -222,10 +254,18 @@ def bench(
     from artbench.bench import run_bench
 
     _load_plugins(plugin)
-    result = run_bench(task=task, device=device, backbone=backbone, image_size=image_size,
-                       batch_size=batch_size, steps=steps, warmup=warmup)
-    table = Table(title=f"training throughput · {result['device_name']} · {backbone} · {image_size}px · "
-                        f"batch {batch_size}")
+    result = run_bench(
+        task=task,
+        device=device,
+        backbone=backbone,
+        image_size=image_size,
+        batch_size=batch_size,
+        steps=steps,
+        warmup=warmup,
+    )
+    table = Table(
+        title=f"training throughput · {result['device_name']} · {backbone} · {image_size}px · batch {batch_size}"
+    )
     table.add_column("loop")
     table.add_column("images/s", justify="right")
     table.add_row("pipeline (cache → augment → fwd/bwd/step)", f"{result['pipeline_images_per_s']:.1f}")
@@ -250,7 +290,20 @@ def ui(
     uri = default_tracking_uri(out_dir)
     err_console.print(f"MLflow UI on http://{host}:{port} for {uri} (Ctrl-C to stop)")
     try:
-        subprocess.run([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-                        "--host", host, "--port", str(port)], check=False)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "ui",
+                "--backend-store-uri",
+                uri,
+                "--host",
+                host,
+                "--port",
+                str(port),
+            ],
+            check=False,
+        )
     except KeyboardInterrupt:
         raise typer.Exit(0) from None

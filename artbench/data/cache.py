@@ -18,11 +18,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from artbench.data.colour import COLOUR_SIZE, colour_features
 from artbench.data.dataset import Dataset, data_home
 from artbench.errors import ArtbenchError
 from artbench.progress import progress_bar
-
-COLOUR_SIZE = 224
 
 
 @dataclass
@@ -57,8 +56,6 @@ def prepare_cache(
     dataset: Dataset, image_size: int, *, colour_grid: int | None = None, workers: int | None = None
 ) -> ImageCache:
     """Decode every image of ``dataset`` once (in parallel threads) and return the memory-mapped cache."""
-    from artbench.data.colour import colour_features
-
     folder = _cache_dir(dataset, image_size)
     folder.mkdir(parents=True, exist_ok=True)
     n = len(dataset.table)
@@ -74,11 +71,11 @@ def prepare_cache(
         with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool, progress_bar() as bar:
             task = bar.add_task(f"preparing {dataset.name} at {image_size}px", total=n)
             for start in range(0, n, chunk):
-                batch = list(pool.map(lambda p: _decode(p, image_size, need_colour), paths[start:start + chunk]))
-                images[start:start + len(batch)] = np.stack([b[0] for b in batch])
+                batch = list(pool.map(lambda p: _decode(p, image_size, need_colour), paths[start : start + chunk]))
+                images[start : start + len(batch)] = np.stack([b[0] for b in batch])
                 if colours is not None:
                     full = torch.from_numpy(np.stack([b[1] for b in batch]))
-                    colours[start:start + len(batch)] = colour_features(full, grid=colour_grid).numpy()
+                    colours[start : start + len(batch)] = colour_features(full, grid=colour_grid).numpy()
                 bar.advance(task, len(batch))
         images.flush()
         del images
@@ -89,7 +86,12 @@ def prepare_cache(
         if colours is not None:
             np.save(folder / "colour.tmp.npy", colours)
             os.replace(folder / "colour.tmp.npy", colour_file)
-        meta = {"dataset": dataset.name, "fingerprint": dataset.fingerprint, "num_images": n, "image_size": image_size}
+        meta = {
+            "dataset": dataset.name,
+            "fingerprint": dataset.fingerprint,
+            "num_images": n,
+            "image_size": image_size,
+        }
         (folder / "meta.json").write_text(json.dumps(meta, indent=2))
     images = np.load(image_file, mmap_mode="r")
     colour = np.load(colour_file, mmap_mode="r") if colour_file else None

@@ -87,9 +87,7 @@ def read_csv_table(
     wanted = [image_col] + [c for c in (group_col, split_col) if c] + list(targets or [])
     absent = [c for c in wanted if c not in raw.columns]
     if absent:
-        raise ArtbenchError(
-            f"CSV {str(path)!r} has no column(s) {absent}; its columns are: {', '.join(raw.columns)}"
-        )
+        raise ArtbenchError(f"CSV {str(path)!r} has no column(s) {absent}; its columns are: {', '.join(raw.columns)}")
     root = Path(image_root) if image_root is not None else path.parent
     table = pd.DataFrame({"image": [str((root / p).resolve()) if p else "" for p in raw[image_col].fillna("")]})
     if (table["image"] == "").any():
@@ -97,9 +95,9 @@ def read_csv_table(
     table["group"] = raw[group_col].to_numpy() if group_col else table["image"].to_numpy()
     if split_col:
         table["split"] = raw[split_col].to_numpy()
-    target_cols = list(targets) if targets is not None else [
-        c for c in raw.columns if c not in {image_col, group_col, split_col}
-    ]
+    target_cols = (
+        list(targets) if targets is not None else [c for c in raw.columns if c not in {image_col, group_col, split_col}]
+    )
     for name in target_cols:
         table[name] = raw[name].to_numpy()
     return table
@@ -115,9 +113,7 @@ def csv_dataset(
     name: str | None = None,
 ) -> Dataset:
     """Bring-your-own collection: a CSV with an image column, an optional group column and target columns."""
-    table = read_csv_table(
-        path, image_col=image_col, group_col=group_col, split_col=split_col, image_root=image_root
-    )
+    table = read_csv_table(path, image_col=image_col, group_col=group_col, split_col=split_col, image_root=image_root)
     return Dataset(name or Path(path).stem, table)
 
 

@@ -1,13 +1,13 @@
 """Statistics of the SILKNOW dataset as printed in the SilkNet paper.
 
-Source: Dorozynski & Rottensteiner, "Deep descriptor learning with auxiliary classification loss for
-retrieving images of silk fabrics in the context of preserving European silk heritage" (SilkNet), ISPRS Annals
-X-1/W1-2023, section 4 ("Dataset"), Table 1 (samples per class) and Table 2 (class-distribution statistics).
+Source: Dorozynski (2023), "Addressing class imbalance for training a multi-task classifier in the context of
+silk heritage" (SilkNet), ISPRS Annals X-1/W1-2023, section 4 ("Dataset"), Table 1 (samples per class) and
+Table 2 (class-distribution statistics).
 Dataset DOI: https://doi.org/10.5281/zenodo.5743090.
 
-The constants are copied from the paper, not derived from the data; ``tests/test_synth.py`` checks that they are
-consistent with each other (Table 1 counts reproduce the §4 percentages and Table 2). They parameterise the
-synthetic ``silknow-synth`` generator in :mod:`artbench.data.synth`.
+The constants are copied from the paper, not derived from the data; ``tests/test_synth.py`` checks that they
+are consistent with each other (Table 1 counts reproduce the §4 percentages and Table 2). They parameterise
+the synthetic ``silknow-synth`` generator in :mod:`artbench.data.synth`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ NUM_IMAGES: int = 48_912
 """Images in the SILKNOW dataset after restricting to plain silk textiles with >= 1 known label (§4)."""
 
 NUM_RECORDS_KNOWLEDGE_GRAPH: int = 38_873
-"""Silk records in the SILKNOW knowledge graph before that restriction (§4); each has one or several images."""
+"""Silk records in the SILKNOW knowledge graph before that restriction (§4); each has >= 1 images."""
 
 TARGETS: tuple[str, ...] = ("place", "material", "time", "technique", "depiction")
 """The M = 5 semantic variables (§4), in the order used by artbench."""
@@ -91,8 +91,8 @@ CLASS_COUNTS: dict[str, dict[str, int]] = {
 }
 """Table 1: images per foreground class ("NS"), class names as printed, ordered by count (descending).
 
-``19^{th} c.`` is written ``"19th c."``; abbreviations (``"other techn."``, ``"geom. shape"``, ISO country codes
-for *place*) are kept as printed.
+``19^{th} c.`` is written ``"19th c."``; abbreviations (``"other techn."``, ``"geom. shape"``, ISO country
+codes for *place*) are kept as printed.
 """
 
 BACKGROUND_COUNTS: dict[str, int] = {
@@ -132,9 +132,10 @@ TABLE2: dict[str, tuple[int, int, float]] = {
     "material": (3, 2, 7.0),
     "depiction": (8, 7, 32.2),
 }
-"""Table 2 per target: (K_m classes, |M_m| underrepresented classes with relative frequency < 1/K_m, IR = max/min).
+"""Table 2 per target: (K_m classes, |M_m| underrepresented classes, IR imbalance ratio).
 
-IR (eq. 9) is the ratio of the relative frequencies of the most and the least frequent foreground class.
+|M_m| counts classes with relative frequency < 1/K_m among the foreground labels; IR (eq. 9) is the ratio of
+the relative frequencies of the most and the least frequent foreground class.
 """
 
 SPLIT_FRACTIONS: tuple[float, float, float] = (0.6, 0.2, 0.2)

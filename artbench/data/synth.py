@@ -8,11 +8,11 @@ What it reproduces (from the SilkNet paper, see :mod:`artbench.data.silknow_refe
 * the five targets ``place, material, time, technique, depiction`` with the class vocabularies of Table 1;
 * the class frequencies of Table 1, including the ``bg ...`` background labels (a known label outside the
   classes of interest) with their Table 1 frequencies;
-* the label availability of §4: the fraction of images with a known foreground label per target is close to
-  73.1 / 72.3 / 58.0 / 32.7 / 7.0 %; every image has at least one known foreground label (the real dataset keeps
-  only such images) and almost every image misses at least one label;
-* records (``group`` column, one silk object) with 1-3 images each that share all labels and look like different
-  photos of the same object (different crop, zoom, rotation, lighting, noise);
+* the label availability of §4: the fraction of images with a known foreground label per target is close
+  to 73.1 / 72.3 / 58.0 / 32.7 / 7.0 %; every image has at least one known foreground label (the real dataset
+  keeps only such images) and almost every image misses at least one label;
+* records (``group`` column, one silk object) with 1-3 images each that share all labels and look like
+  different photos of the same object (different crop, zoom, rotation, lighting, noise);
 * a mild dependency between targets: for a fraction of records, *time* and *technique* are coupled to *place*
   (comonotone copula on the frequency-ordered classes), which keeps every marginal at its Table 1 value.
 
@@ -21,8 +21,8 @@ are learnable but overlap; minority classes have few examples and are hard, as i
 
 * place -> colour palette: ground hue, lightness and a second hue; the 29 classes (and background) sit on a
   hue/lightness wheel with neighbouring classes overlapping under noise;
-* material -> surface: animal fibre = saturated with a smooth specular sheen band, metal thread = sparse bright
-  golden/silver glints, vegetal fibre = matte, desaturated and grainy with slub streaks;
+* material -> surface: animal fibre = saturated with a smooth specular sheen band, metal thread = sparse
+  bright golden/silver glints, vegetal fibre = matte, desaturated and grainy with slub streaks;
 * time -> weave: frequency (finer for later centuries) and orientation of a periodic background grating;
 * technique -> pattern structure: embroidery = scattered short strokes, velvet = blurred pile shading,
   damask = tone-on-tone lattice, other techn. = mottled noise, resist dyeing = feathered ikat bands,
@@ -56,7 +56,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +91,7 @@ class SynthParameterMismatch(ArtbenchError, ValueError):
     """The target folder already holds something other than the requested silknow-synth dataset."""
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Label structure
 
 
@@ -109,7 +109,7 @@ def latent_class_probabilities(target: str) -> np.ndarray:
 def reveal_probabilities() -> dict[str, float]:
     """Per-target probability that a record's latent label is kept (shown in the CSV).
 
-    Solves ``P(known foreground label of t | at least one known foreground label) = Table 1 foreground count / N``
+    Solves ``P(known foreground label of t | >= 1 known foreground label) = Table 1 foreground count / N``
     for independent reveal decisions, because records without any known foreground label are re-drawn.
     """
     fg_share = {t: 1.0 - float(latent_class_probabilities(t)[-1]) for t in TARGETS}
@@ -133,8 +133,8 @@ def _sample_records(num_images: int, rng: np.random.Generator) -> _Records:
     num_records = int(np.searchsorted(np.cumsum(sizes), num_images) + 1)
     image_record = np.repeat(np.arange(num_records), sizes[:num_records])[:num_images]
 
-    # Latent classes: inverse-CDF sampling from Table 1 frequencies; time and technique reuse the place quantile
-    # for a fraction of records (comonotone copula), so marginals stay exact while the targets become dependent.
+    # Latent classes: inverse-CDF sampling from Table 1 frequencies; time and technique reuse the place
+    # quantile for a fraction of records (comonotone copula): marginals stay exact, targets become dependent.
     u_place = rng.random(num_records)
     quantiles = {"place": u_place}
     for target, coupling in (("time", TIME_COUPLING), ("technique", TECHNIQUE_COUPLING)):
@@ -158,7 +158,7 @@ def _sample_records(num_images: int, rng: np.random.Generator) -> _Records:
     return _Records(image_record=image_record, latent=latent, known=known)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Appearance tables (fixed, independent of the seed: the class -> appearance mapping defines the task)
 
 _PLACE_SLOTS = len(CLASS_COUNTS["place"]) + 1  # 29 classes + background on the wheel
@@ -175,7 +175,15 @@ def _place_palette(index: int) -> tuple[float, float, float]:
 
 
 # time classes in Table 1 order -> chronological rank; background gets a weave coarser than any century
-_TIME_RANK = {"13th c.": 0, "15th c.": 1, "16th c.": 2, "17th c.": 3, "18th c.": 4, "19th c.": 5, "20th c.": 6}
+_TIME_RANK = {
+    "13th c.": 0,
+    "15th c.": 1,
+    "16th c.": 2,
+    "17th c.": 3,
+    "18th c.": 4,
+    "19th c.": 5,
+    "20th c.": 6,
+}
 
 
 def _time_weave(index: int) -> tuple[float, float]:
@@ -193,8 +201,9 @@ _MATERIAL_KIND = {name: name for name in CLASS_COUNTS["material"]} | {BACKGROUND
 _METAL_COLOURS = (np.array([1.0, 0.86, 0.45], np.float32), np.array([0.93, 0.95, 1.0], np.float32))
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Vectorised procedural primitives (object coordinates, so that views of one record are consistent)
+
 
 def _hash01(ix: np.ndarray, iy: np.ndarray, salt: int) -> np.ndarray:
     """Deterministic per-lattice-cell uniform numbers in [0, 1) (32-bit integer hash, vectorised).
@@ -244,7 +253,7 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0.0), 1.0), min(max(v, 0.0), 1.0)), np.float32)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Record ("object") parameters and rendering
 
 
@@ -351,10 +360,8 @@ def _object_params(latent: np.ndarray, rng: np.random.Generator) -> _Object:
     )
 
 
-def _technique_field(
-    obj: _Object, x: np.ndarray, y: np.ndarray
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """(mix weight of the pattern colour in [0, 1], optional luminance factor) for the technique's structure."""
+def _technique_field(obj: _Object, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(pattern-colour mix weight in [0, 1], optional luminance factor) for the technique's structure."""
     kind, f, salt = obj.technique, obj.tech_freq, obj.salt
     x, y = _rotate(x, y, obj.tech_angle)
     lum = None
@@ -548,7 +555,7 @@ def _to_image(chw: np.ndarray) -> Image.Image:
     return Image.merge("RGB", [Image.fromarray(plane) for plane in chw])
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Public API
 
 
@@ -594,15 +601,13 @@ def _check_existing(root: Path, params: dict[str, object]) -> bool:
 
 
 @contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int, description: str) -> Iterator[object]:
+def _progress_bar(enabled: bool, total: int, description: str) -> Iterator[Callable[[], None]]:
     if not enabled:
         yield lambda: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
-    ) as bar:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
         task = bar.add_task(description, total=total)
         yield lambda: bar.advance(task)
 
@@ -612,11 +617,14 @@ def generate_silknow_synth(
 ) -> Path:
     """Generate the synthetic SILKNOW-like dataset into ``root`` and return the path of its ``samples.csv``.
 
-    Deterministic for a given ``(num_images, image_size, seed)``. The dataset is written to a temporary folder
-    next to ``root`` and renamed into place when complete, so an interrupted run leaves no half dataset at
-    ``root`` (only a ``.<name>.partial-*`` folder to delete). Calling again with the same parameters returns
-    immediately; a ``root`` holding a dataset with other parameters (or other files) raises
-    :class:`SynthParameterMismatch` (a ``ValueError``).
+    Deterministic for a given ``(num_images, image_size, seed)``: the same CSV bytes and the same pixels
+    (on one platform with the same NumPy/Pillow versions; transcendental functions may differ in the last bit
+    elsewhere). The class -> appearance mapping does not depend on the seed.
+
+    The dataset is written to a temporary folder next to ``root`` and renamed into place when complete, so an
+    interrupted run leaves no half dataset at ``root`` (at worst a ``.<name>.partial-*`` folder after a hard
+    kill). Calling again with the same parameters returns immediately; a ``root`` holding a dataset with other
+    parameters (or other files) raises :class:`SynthParameterMismatch` (a ``ValueError``).
     """
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
         raise ValueError(f"num_images must be a positive integer, got {num_images!r}")
@@ -634,8 +642,11 @@ def generate_silknow_synth(
     try:
         _write_dataset(tmp, num_images=num_images, image_size=image_size, seed=seed, progress=progress)
         (tmp / MARKER_NAME).write_text(json.dumps(params, sort_keys=True) + "\n")
+        if root.is_dir():
+            with contextlib.suppress(OSError):
+                root.rmdir()  # only succeeds for an empty directory (checked above)
         try:
-            os.rename(tmp, root)  # atomic; replaces an empty directory
+            os.rename(tmp, root)  # atomic
         except OSError:
             if _check_existing(root, params):  # a concurrent run finished first
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -669,9 +680,7 @@ def _write_dataset(out: Path, *, num_images: int, image_size: int, seed: int, pr
             pixels = _render(obj, grid, np.random.default_rng([seed, 2, i]))
             rel = f"{IMAGES_DIR}/{i:0{image_width}d}.png"
             _to_image(pixels).save(out / rel, format="PNG", compress_level=1)
-            labels = [
-                names[t][records.latent[rec, j]] if records.known[rec, j] else "" for j, t in enumerate(TARGETS)
-            ]
+            labels = [names[t][records.latent[rec, j]] if records.known[rec, j] else "" for j, t in enumerate(TARGETS)]
             rows.append([rel, f"rec-{rec:0{record_width}d}", *labels])
             advance()
 

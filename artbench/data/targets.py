@@ -46,9 +46,7 @@ class TargetSpec:
             )
         overlap = set(self.classes) & set(self.background)
         if overlap:
-            raise ArtbenchError(
-                f"target {self.name!r}: {sorted(overlap)} listed both as classes and as background"
-            )
+            raise ArtbenchError(f"target {self.name!r}: {sorted(overlap)} listed both as classes and as background")
 
     @property
     def has_background(self) -> bool:

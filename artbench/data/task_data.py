@@ -49,8 +49,9 @@ def load_dataset(task: TaskSpec) -> Dataset:
 def resolve_targets(task: TaskSpec, table: pd.DataFrame) -> list[TargetSpec]:
     absent = [t.name for t in task.targets if t.name not in table.columns]
     if absent:
-        raise ArtbenchError(f"task {task.name!r}: targets {absent} are not columns of the dataset; "
-                            f"columns: {', '.join(table.columns)}")
+        raise ArtbenchError(
+            f"task {task.name!r}: targets {absent} are not columns of the dataset; columns: {', '.join(table.columns)}"
+        )
     return [t.with_classes_from(table[t.name]) for t in task.targets]
 
 
@@ -65,8 +66,9 @@ def prepare_task(task: TaskSpec, image_size: int, colour_grid: int | None = None
     cache = prepare_cache(dataset, image_size, colour_grid=colour_grid)
     train = split == "train"
     under = {
-        t.name: [c for c, u in zip(t.classes, underrepresented_mask(class_counts(labels[train, m], t)),
-                                   strict=True) if u]
+        t.name: [
+            c for c, u in zip(t.classes, underrepresented_mask(class_counts(labels[train, m], t)), strict=True) if u
+        ]
         for m, t in enumerate(targets)
     }
     return PreparedTask(task, dataset, targets, labels, split, cache, under)

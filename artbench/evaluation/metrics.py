@@ -64,8 +64,12 @@ def target_metrics(
         "f1_underrepresented": _mean(f1[under]),
         "underrepresented": list(underrepresented),
         "per_class": {
-            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                   "support": int(support[i])}
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, name in enumerate(spec.class_names)
         },
         "confusion_matrix": {"labels": list(spec.class_names), "matrix": cm.tolist()},

@@ -7,8 +7,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path: Path) -> Path:
@@ -28,8 +28,15 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path:
         for i in range(len(labels)):
             for j in range(len(labels)):
                 if cm[i, j]:
-                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        int(cm[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
     fig.colorbar(im, ax=ax, fraction=0.046, label="recall")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -53,8 +53,7 @@ class SilkNetObjective:
 
     def classification_loss(self, logits: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
         """L_C, eq. 2-4."""
-        return focal_multitask_loss([z.float() for z in logits], labels.unbind(1), self.cfg.gamma,
-                                    self.cfg.normalize)
+        return focal_multitask_loss([z.float() for z in logits], labels.unbind(1), self.cfg.gamma, self.cfg.normalize)
 
     def __call__(
         self, model: nn.Module, images: torch.Tensor, batch: Batch, generator: torch.Generator
@@ -72,8 +71,9 @@ class SilkNetObjective:
             features = F.normalize(out.features.float(), dim=1)  # clustering head
             aux = features.new_zeros(())
             if self.use_sem:
-                l_sem = semantic_similarity_loss(features[:n], batch.labels, max_triplets=cfg.max_triplets,
-                                                 generator=generator)
+                l_sem = semantic_similarity_loss(
+                    features[:n], batch.labels, max_triplets=cfg.max_triplets, generator=generator
+                )
                 aux = aux + cfg.alpha_sem * l_sem
                 parts["loss_sem"] = l_sem.detach()
             if self.use_co:

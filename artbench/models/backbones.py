@@ -115,6 +115,6 @@ def build_backbone(name: str, weights: str, finetune_blocks: int) -> Backbone:
     backbone = BACKBONES.get(name)(weights)
     if finetune_blocks >= 0:
         backbone.body.requires_grad_(False)
-        for block in backbone.blocks[len(backbone.blocks) - finetune_blocks:] if finetune_blocks else []:
+        for block in backbone.blocks[len(backbone.blocks) - finetune_blocks :] if finetune_blocks else []:
             block.requires_grad_(True)
     return backbone

@@ -6,6 +6,7 @@ head (their L2 normalisation, used by the auxiliary losses of eq. 5-8).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ class SilkNetOutput:
 
 def _mlp(sizes: Sequence[int], activate_last: bool) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(n_in, n_out))
         if activate_last or i < len(sizes) - 2:
             layers.append(nn.ReLU(inplace=True))
@@ -56,8 +57,11 @@ class SilkNet(nn.Module):
         self.pre = nn.Sequential(nn.ReLU(), nn.Dropout(dropout))
         self.joint = _mlp([backbone.feature_dim, *joint_layers], activate_last=False)
         self.branches = nn.ModuleList(
-            nn.Sequential(nn.ReLU(), _mlp([joint_layers[-1], *target_layers], activate_last=True),
-                          nn.Linear(([joint_layers[-1], *target_layers])[-1], k))
+            nn.Sequential(
+                nn.ReLU(),
+                _mlp([joint_layers[-1], *target_layers], activate_last=True),
+                nn.Linear(([joint_layers[-1], *target_layers])[-1], k),
+            )
             for k in num_outputs
         )
         for module in [self.joint, *self.branches]:

@@ -30,14 +30,18 @@ def default_tracking_uri(out_dir: Path) -> str:
 
 def _chunks(items: list, size: int) -> Iterable[list]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 class MlflowTracker:
     """Logs an artbench run to an MLflow tracking server or store."""
 
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None = None) -> None:
+        import logging
+
         import mlflow
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "creating tables" chatter on stderr
         from mlflow.entities import Metric, Param, RunTag
 
         self._Metric, self._Param, self._RunTag = Metric, Param, RunTag
@@ -67,7 +71,8 @@ class MlflowTracker:
     def start_seed(self, seed: int, tags: Mapping[str, str]) -> str:
         assert self.parent_id is not None
         run = self.client.create_run(
-            self.experiment_id, run_name=f"seed-{seed}",
+            self.experiment_id,
+            run_name=f"seed-{seed}",
             tags={"mlflow.parentRunId": self.parent_id, "artbench.seed": str(seed), **tags},
         )
         self.seed_id = run.info.run_id

@@ -63,7 +63,7 @@ def iterate_batches(
 ) -> Iterator[Batch]:
     """Yield batches over ``indices`` (shuffled when ``rng`` is given), prefetching one batch ahead."""
     order = rng.permutation(indices) if rng is not None else np.asarray(indices)
-    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if drop_last and chunks and len(chunks[-1]) < batch_size:
         chunks.pop()
     pin = device.type == "cuda"

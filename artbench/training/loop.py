@@ -61,15 +61,21 @@ class EarlyStopping:
 
 
 def validation_loss(
-    model: nn.Module, objective: Objective, cache: ImageCache, labels: np.ndarray, index: np.ndarray,
-    cfg: RunConfig, device: torch.device,
+    model: nn.Module,
+    objective: Objective,
+    cache: ImageCache,
+    labels: np.ndarray,
+    index: np.ndarray,
+    cfg: RunConfig,
+    device: torch.device,
 ) -> float:
     """Classification loss over the validation set, each batch weighted by its number of known labels."""
     model.eval()
     total, weight = 0.0, 0
     with torch.no_grad(), autocast(device, cfg):
-        for batch in iterate_batches(cache, labels, index, cfg.eval_batch_size, device,
-                                     channels_last=cfg.channels_last):
+        for batch in iterate_batches(
+            cache, labels, index, cfg.eval_batch_size, device, channels_last=cfg.channels_last
+        ):
             n = int((batch.labels >= 0).sum())
             if n:
                 total += float(objective.validation_loss(model, normalise(batch.images), batch.labels)) * n
@@ -93,8 +99,9 @@ def fit(
 ) -> FitResult:
     """Train ``model`` in place and restore the weights of the epoch with the lowest validation loss."""
     params = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
-                                 weight_decay=cfg.weight_decay)
+    optimiser = torch.optim.Adam(
+        params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay
+    )
     rng = np.random.default_rng(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     stopper = EarlyStopping(cfg.patience, cfg.min_delta)
@@ -108,8 +115,16 @@ def fit(
             model.train()
             sums: dict[str, float] = {}
             steps = 0
-            for batch in iterate_batches(cache, labels, train_index, cfg.batch_size, device, rng=rng,
-                                         drop_last=drop_last, channels_last=cfg.channels_last):
+            for batch in iterate_batches(
+                cache,
+                labels,
+                train_index,
+                cfg.batch_size,
+                device,
+                rng=rng,
+                drop_last=drop_last,
+                channels_last=cfg.channels_last,
+            ):
                 images = random_geometric(batch.images, generator) if cfg.augment else batch.images
                 with autocast(device, cfg):
                     loss, parts = objective(model, images, batch, generator)
@@ -127,9 +142,14 @@ def fit(
                 on_epoch(epoch, record)
             if stopper.step(epoch, record["val_loss"]) or math.isnan(record["val_loss"]):
                 best_state = copy.deepcopy(model.state_dict())
-            bar.update(task, advance=1, description=(
-                f"{description} · epoch {epoch} · train {record.get('train_loss', math.nan):.3f}"
-                f" · val {record['val_loss']:.3f} (best {stopper.best:.3f} @ {stopper.best_epoch})"))
+            bar.update(
+                task,
+                advance=1,
+                description=(
+                    f"{description} · epoch {epoch} · train {record.get('train_loss', math.nan):.3f}"
+                    f" · val {record['val_loss']:.3f} (best {stopper.best:.3f} @ {stopper.best_epoch})"
+                ),
+            )
             if stopper.should_stop:
                 break
     model.load_state_dict(best_state)
@@ -145,8 +165,9 @@ def predict(
     dummy = np.zeros((len(cache.images), 0), dtype=np.int64)
     outputs: list[list[np.ndarray]] = []
     with autocast(device, cfg):
-        for batch in iterate_batches(cache, dummy, np.sort(index), cfg.eval_batch_size, device,
-                                     channels_last=cfg.channels_last):
+        for batch in iterate_batches(
+            cache, dummy, np.sort(index), cfg.eval_batch_size, device, channels_last=cfg.channels_last
+        ):
             logits = model(normalise(batch.images)).logits
             outputs.append([torch.softmax(z.float(), dim=1).cpu().numpy() for z in logits])
     if not outputs:
