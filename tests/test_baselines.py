@@ -1,0 +1,41 @@
+"""The reported numbers of baselines/silknet.toml are internally consistent with the paper's tables."""
+
+import numpy as np
+import pytest
+
+from artbench.baselines import load_baseline, reported_results
+from artbench.config import load_config_file, resolve_config
+from artbench.methods import METHODS
+
+
+def test_every_table3_method_has_reported_numbers() -> None:
+    results = {r.method: r for r in reported_results("silknet")}
+    assert set(results) == {"mtl", "mtl_fo", "mtl_rsem", "mtl_rall", "mtl_fo_rsem", "mtl_fo_rall"}
+    assert set(results) <= set(METHODS.names())
+    assert all(r.source == "reported" for r in results.values())
+    # Table 4 (F1, OA) for MTL^fo + R^all: 33.6 ± 1.03, 65.8 ± 0.70
+    best = results["mtl_fo_rall"]
+    assert (best.f1, best.f1_std, best.accuracy, best.accuracy_std) == (33.6, 1.03, 65.8, 0.70)
+
+
+@pytest.mark.parametrize("method", ["mtl", "mtl_fo", "mtl_rsem", "mtl_rall", "mtl_fo_rsem", "mtl_fo_rall"])
+def test_table5_target_means_match_table4(method: str) -> None:
+    r = next(r for r in reported_results("silknet") if r.method == method)
+    assert set(r.f1_per_target) == set(r.f1_underrepresented) == {"depiction", "place", "material", "time", "technique"}
+    # Table 4's average F1 is the mean over the five targets of Table 5 (to the printed rounding).
+    assert np.mean(list(r.f1_per_target.values())) == pytest.approx(r.f1, abs=0.06)
+    # Under-represented classes are harder: Table 6 ≤ Table 5 for every target.
+    assert all(r.f1_underrepresented[t] <= r.f1_per_target[t] for t in r.f1_per_target)
+
+
+def test_recipe_is_the_paper_setup() -> None:
+    cfg = resolve_config(load_config_file("baselines/silknet.toml"))
+    assert (cfg.backbone, cfg.weights, cfg.finetune_blocks, cfg.joint_layers, cfg.dropout, cfg.lr) == (
+        "resnet152",
+        "imagenet",
+        3,
+        (128,),
+        0.3,
+        1e-4,
+    )
+    assert load_baseline("silknet")["paper"]["seeds"] == 5

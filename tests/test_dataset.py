@@ -1,0 +1,35 @@
+"""The generic CSV adapter and the sample-table contract."""
+
+import pandas as pd
+import pytest
+
+from artbench.data.dataset import Dataset, csv_dataset, read_csv_table
+from artbench.errors import ArtbenchError
+
+
+def test_csv_adapter_keeps_na_as_a_label(tmp_path) -> None:
+    (tmp_path / "c.csv").write_text("file,obj,place,material\na.jpg,o1,NA,silk\nb.jpg,o1,,\nc.jpg,o2,None,wool\n")
+    table = read_csv_table(tmp_path / "c.csv", image_col="file", group_col="obj", targets=["place", "material"])
+    assert table["place"].tolist()[0] == "NA" and pd.isna(table["place"][1]) and table["place"][2] == "None"
+    assert table["image"][0] == str((tmp_path / "a.jpg").resolve())
+    assert table["group"].tolist() == ["o1", "o1", "o2"]
+    ds = csv_dataset(str(tmp_path / "c.csv"), image_col="file")
+    assert set(ds.table.columns) == {"image", "group", "obj", "place", "material"}
+    assert ds.table["group"].tolist() == ds.table["image"].tolist()  # no group column: one group per image
+
+
+def test_csv_errors_are_clear(tmp_path) -> None:
+    with pytest.raises(ArtbenchError, match="does not exist"):
+        read_csv_table(tmp_path / "none.csv")
+    (tmp_path / "c.csv").write_text("image,place\na.jpg,FR\n")
+    with pytest.raises(ArtbenchError, match=r"no column\(s\) \['material'\]; its columns are: image, place"):
+        read_csv_table(tmp_path / "c.csv", targets=["material"])
+    with pytest.raises(ArtbenchError, match="split column has values"):
+        Dataset("x", pd.DataFrame({"image": ["a"], "group": ["g"], "split": ["training"]}))
+
+
+def test_fingerprint_changes_with_labels(tmp_path) -> None:
+    table = pd.DataFrame({"image": [str(tmp_path / "a.png")], "group": ["g"], "t": ["x"]})
+    a = Dataset("d", table).fingerprint
+    assert a == Dataset("d", table.copy()).fingerprint
+    assert a != Dataset("d", table.assign(t=["y"])).fingerprint
