@@ -54,7 +54,7 @@ def run(
     method: Annotated[str, typer.Argument(help="Method name (see `artbench methods list`).")],
     seeds: Annotated[int, typer.Option(min=1, help="Number of training seeds (1..N).")] = 1,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config value: key=value.")] = None,
-    config: Annotated[Path | None, typer.Option(help="Recipe file whose [config] table overrides defaults.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Recipe file whose \\[config] table overrides defaults.")] = None,
     out_dir: OutOpt = Path("artbench-out"),
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     tracking_uri: Annotated[
