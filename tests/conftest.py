@@ -68,3 +68,12 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
         main(list(args))
     captured = capsys.readouterr()
     return int(exc.value.code or 0), captured.out, captured.err
+
+
+def run_quick(
+    capsys: pytest.CaptureFixture[str], task: Path, method: str, out: Path, *extra: str
+) -> tuple[int, str, str]:
+    """``artbench run TASK METHOD`` for one CPU epoch into ``out``; ``extra`` adds or overrides options."""
+    return run_cli(
+        capsys, "run", str(task), method, "--out", str(out), "--device", "cpu", "--set", "max_epochs=1", *extra
+    )

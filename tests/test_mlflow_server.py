@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_quick
 
 
 def _free_port() -> int:
@@ -64,21 +64,8 @@ def mlflow_server(tmp_path: Path):
 
 @pytest.mark.slow
 def test_run_against_mlflow_server(mlflow_server: str, tiny_task: Path, tmp_path: Path, capsys) -> None:
-    code, _, err = run_cli(
-        capsys,
-        "run",
-        str(tiny_task),
-        "mtl",
-        "--seeds",
-        "2",
-        "--out",
-        str(tmp_path / "out"),
-        "--device",
-        "cpu",
-        "--tracking-uri",
-        mlflow_server,
-        "--set",
-        "max_epochs=1",
+    code, _, err = run_quick(
+        capsys, tiny_task, "mtl", tmp_path / "out", "--seeds", "2", "--tracking-uri", mlflow_server
     )
     assert code == 0, err
     assert not (tmp_path / "out" / "mlflow.db").exists()

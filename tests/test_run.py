@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_quick
 
 TARGETS = ["place", "material", "time", "technique", "depiction"]
 
@@ -96,20 +96,7 @@ def test_mlflow_parent_and_nested_seed_runs(mtl_run) -> None:
 
 def test_cpu_runs_are_repeatable(tiny_task: Path, tmp_path: Path, capsys) -> None:
     for _ in range(2):
-        code, out, _ = run_cli(
-            capsys,
-            "run",
-            str(tiny_task),
-            "mtl",
-            "--out",
-            str(tmp_path),
-            "--device",
-            "cpu",
-            "--tracking-uri",
-            "none",
-            "--set",
-            "max_epochs=1",
-        )
+        code, out, _ = run_quick(capsys, tiny_task, "mtl", tmp_path, "--tracking-uri", "none")
         assert code == 0 and "overall" in out
     first, second = (json.loads((d / "seed-1" / "metrics.json").read_text()) for d in _run_dirs(tmp_path, "mtl"))
     assert first["targets"] == second["targets"]
@@ -126,20 +113,7 @@ def test_interrupted_run_keeps_finished_seeds(tiny_task: Path, tmp_path: Path, c
         return real(data, method, cfg, device, seed, on_epoch)
 
     monkeypatch.setattr(runner, "train_and_predict", crash_in_seed_2)
-    code, _, err = run_cli(
-        capsys,
-        "run",
-        str(tiny_task),
-        "mtl",
-        "--seeds",
-        "3",
-        "--out",
-        str(tmp_path),
-        "--device",
-        "cpu",
-        "--set",
-        "max_epochs=1",
-    )
+    code, _, err = run_quick(capsys, tiny_task, "mtl", tmp_path, "--seeds", "3")
     assert code == 130 and "interrupted" in err
     run_dir = _run_dirs(tmp_path, "mtl")[0]
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -153,20 +127,7 @@ def test_interrupted_run_keeps_finished_seeds(tiny_task: Path, tmp_path: Path, c
 
 
 def test_stl_trains_one_network_per_target(tiny_task: Path, tmp_path: Path, capsys) -> None:
-    code, _, _ = run_cli(
-        capsys,
-        "run",
-        str(tiny_task),
-        "stl",
-        "--out",
-        str(tmp_path),
-        "--device",
-        "cpu",
-        "--tracking-uri",
-        "none",
-        "--set",
-        "max_epochs=1",
-    )
+    code, _, _ = run_quick(capsys, tiny_task, "stl", tmp_path, "--tracking-uri", "none")
     assert code == 0
     metrics = json.loads((_run_dirs(tmp_path, "stl")[0] / "seed-1" / "metrics.json").read_text())
     assert set(metrics["epochs"]) == set(TARGETS)
@@ -199,20 +160,7 @@ def test_list_commands(capsys) -> None:
 
 @pytest.mark.parametrize("method", ["mtl_fo", "mtl_rsem", "mtl_rall", "mtl_fo_rsem", "mtl_fo_rall"])
 def test_every_table3_method_trains_one_epoch(method: str, tiny_task: Path, tmp_path: Path, capsys) -> None:
-    code, _, err = run_cli(
-        capsys,
-        "run",
-        str(tiny_task),
-        method,
-        "--out",
-        str(tmp_path),
-        "--device",
-        "cpu",
-        "--tracking-uri",
-        f"sqlite:///{tmp_path / 'm.db'}",
-        "--set",
-        "max_epochs=1",
-    )
+    code, _, err = run_quick(capsys, tiny_task, method, tmp_path, "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}")
     assert code == 0, err
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
     seed_run = next(

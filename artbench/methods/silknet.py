@@ -12,7 +12,6 @@ from artbench.methods.registry import MethodSpec, register_method
 FOCAL = {"gamma": 2.0}
 R_SEM = {"lambda_aux": 1.0, "alpha_sem": 1.0, "alpha_co": 0.0, "alpha_slf": 0.0}
 R_ALL = {"lambda_aux": 1.0, "alpha_sem": 0.5, "alpha_co": 0.5, "alpha_slf": 0.5}
-TABLE3 = "Dorozynski 2023, Table 3"
 
 register_method(
     MethodSpec(
@@ -23,51 +22,22 @@ register_method(
         reference="Dorozynski 2023, §1 (STL)",
     )
 )
-register_method(
-    MethodSpec(
-        "mtl",
-        "multi-task SilkNet, softmax cross-entropy over available labels (eq. 2, γ = 0)",
-        config={"gamma": 0.0},
-        reference=TABLE3,
-    )
-)
-register_method(
-    MethodSpec(
-        "mtl_fo",
-        "multi-task SilkNet with the focal multi-task loss (eq. 2-4, γ = 2)",
-        config=FOCAL,
-        reference=TABLE3,
-    )
-)
-register_method(
-    MethodSpec(
-        "mtl_rsem",
-        "MTL + auxiliary semantic-similarity clustering (eq. 6; λ_aux = α_sem = 1)",
-        config={"gamma": 0.0, **R_SEM},
-        reference=TABLE3,
-    )
-)
-register_method(
-    MethodSpec(
-        "mtl_rall",
+
+TABLE3_METHODS: dict[str, tuple[str, dict[str, float]]] = {
+    "mtl": ("multi-task SilkNet, softmax cross-entropy over available labels (eq. 2, γ = 0)", {"gamma": 0.0}),
+    "mtl_fo": ("multi-task SilkNet with the focal multi-task loss (eq. 2-4, γ = 2)", FOCAL),
+    "mtl_rsem": ("MTL + auxiliary semantic-similarity clustering (eq. 6; λ_aux = α_sem = 1)", {"gamma": 0.0, **R_SEM}),
+    "mtl_rall": (
         "MTL + semantic, colour and self-similarity clustering (eq. 5-8; α = 0.5 each)",
-        config={"gamma": 0.0, **R_ALL},
-        reference=TABLE3,
-    )
-)
-register_method(
-    MethodSpec(
-        "mtl_fo_rsem",
-        "focal MTL (γ = 2) + semantic-similarity clustering",
-        config={**FOCAL, **R_SEM},
-        reference=TABLE3,
-    )
-)
-register_method(
-    MethodSpec(
-        "mtl_fo_rall",
+        {"gamma": 0.0, **R_ALL},
+    ),
+    "mtl_fo_rsem": ("focal MTL (γ = 2) + semantic-similarity clustering", {**FOCAL, **R_SEM}),
+    "mtl_fo_rall": (
         "focal MTL (γ = 2) + semantic, colour and self-similarity clustering (best in Table 4)",
-        config={**FOCAL, **R_ALL},
-        reference=TABLE3,
-    )
-)
+        {**FOCAL, **R_ALL},
+    ),
+}
+"""The rows of Table 3: name → (description, config)."""
+
+for _name, (_description, _config) in TABLE3_METHODS.items():
+    register_method(MethodSpec(_name, _description, config=_config, reference="Dorozynski 2023, Table 3"))
