@@ -57,7 +57,6 @@ class RunConfig:
     # execution
     amp: bool = True
     channels_last: bool = True
-    compile: bool = False
 
     def __post_init__(self) -> None:
         checks = {
