@@ -154,6 +154,33 @@ def _parse_background(items: list[str]) -> dict[str, list[str]]:
 
 
 @datasets_app.command(
+    "download",
+    epilog="Examples:\n\n  artbench datasets download silknow\n\n"
+    "  ARTBENCH_DATA=/data artbench datasets download silknow",
+)
+def datasets_download(
+    name: Annotated[str, typer.Argument(help="Dataset name (see `artbench datasets stats --help`).")],
+    root: Annotated[str | None, typer.Option(help="Folder to download into (default: under $ARTBENCH_DATA).")] = None,
+    plugin: PluginOpt = None,
+) -> None:
+    """Download a dataset's files (labels and images) into the data home; files already there are kept."""
+    import inspect
+
+    from artbench.data.dataset import DATASETS
+
+    _load_plugins(plugin)
+    builder = DATASETS.get(name)
+    params = inspect.signature(builder).parameters
+    if "download" not in params:
+        downloadable = [n for n in DATASETS.names() if "download" in inspect.signature(DATASETS.get(n)).parameters]
+        raise ArtbenchError(f"dataset {name!r} cannot be downloaded; downloadable datasets: {', '.join(downloadable)}")
+    options = {"download": True} | ({"root": root} if root and "root" in params else {})
+    dataset = builder(**options)
+    groups = dataset.table["group"].nunique()
+    out.print(f"{name}: {len(dataset.table)} images of {groups} groups ready")
+
+
+@datasets_app.command(
     "stats",
     epilog="Examples:\n\n  artbench datasets stats silknow-synth\n\n"
     "  artbench datasets stats table1.csv --targets place,time --background place='bg place' --json",

@@ -48,6 +48,16 @@ def _decode(path: str, size: int, colour: bool) -> tuple[np.ndarray, np.ndarray 
     return square, full
 
 
+def _require_images(dataset: Dataset) -> None:
+    """Fail before any decoding when image files are absent, saying how many and how to get them."""
+    missing = [p for p in dataset.table["image"] if not os.path.isfile(p)]
+    if missing:
+        raise ArtbenchError(
+            f"{len(missing)} of {len(dataset.table)} images of dataset {dataset.name!r} are missing "
+            f"(first: {missing[0]}); {dataset.missing_images_hint}"
+        )
+
+
 def _cache_dir(dataset: Dataset, size: int) -> Path:
     return data_home() / "cache" / dataset.name / f"{dataset.fingerprint}-{size}px"
 
@@ -64,6 +74,7 @@ def prepare_cache(
     need_images = not image_file.exists()
     need_colour = colour_file is not None and not colour_file.exists()
     if need_images or need_colour:
+        _require_images(dataset)
         images = np.lib.format.open_memmap(folder / "images.tmp.npy", "w+", np.uint8, (n, image_size, image_size, 3))
         colours = np.zeros((n, colour_grid**2), np.float32) if need_colour else None
         paths = dataset.table["image"].tolist()

@@ -27,6 +27,8 @@ class Dataset:
 
     name: str
     table: pd.DataFrame
+    missing_images_hint: str = "check the image paths in the sample table"
+    """What to tell a user whose image files are absent (e.g. the download command)."""
 
     def __post_init__(self) -> None:
         missing = [c for c in ("image", "group") if c not in self.table.columns]
