@@ -59,27 +59,36 @@ class RunConfig:
     channels_last: bool = True
 
     def __post_init__(self) -> None:
-        checks = {
-            "finetune_blocks": self.finetune_blocks >= -1,
-            "dropout": 0.0 <= self.dropout < 1.0,
-            "image_size": self.image_size >= 8,
-            "batch_size": self.batch_size >= 2,
-            "eval_batch_size": self.eval_batch_size >= 1,
-            "lr": self.lr > 0,
-            "max_epochs": self.max_epochs >= 1,
-            "patience": self.patience >= 1,
-            "gamma": self.gamma >= 0,
-            "normalize": self.normalize in ("all", "per_target"),
-            "lambda_c": self.lambda_c >= 0,
-            "lambda_aux": self.lambda_aux >= 0,
-            "colour_grid": self.colour_grid >= 2,
-            "max_triplets": self.max_triplets >= 1,
-            "joint_layers": len(self.joint_layers) >= 1 and all(n > 0 for n in self.joint_layers),
-            "target_layers": all(n > 0 for n in self.target_layers),
+        checks = {  # key: (valid?, what a valid value is)
+            "finetune_blocks": (self.finetune_blocks >= -1, ">= 0, or -1 for all blocks"),
+            "dropout": (0.0 <= self.dropout < 1.0, "in [0, 1)"),
+            "image_size": (self.image_size >= 8, ">= 8"),
+            "batch_size": (self.batch_size >= 2, ">= 2"),
+            "eval_batch_size": (self.eval_batch_size >= 1, ">= 1"),
+            "lr": (self.lr > 0, "> 0"),
+            "beta1": (0.0 <= self.beta1 < 1.0, "in [0, 1)"),
+            "beta2": (0.0 <= self.beta2 < 1.0, "in [0, 1)"),
+            "eps": (self.eps > 0, "> 0"),
+            "weight_decay": (self.weight_decay >= 0, ">= 0"),
+            "max_epochs": (self.max_epochs >= 1, ">= 1"),
+            "patience": (self.patience >= 1, ">= 1"),
+            "min_delta": (self.min_delta >= 0, ">= 0"),
+            "gamma": (self.gamma >= 0, ">= 0"),
+            "normalize": (self.normalize in ("all", "per_target"), "'all' or 'per_target'"),
+            "lambda_c": (self.lambda_c >= 0, ">= 0"),
+            "lambda_aux": (self.lambda_aux >= 0, ">= 0"),
+            "alpha_sem": (self.alpha_sem >= 0, ">= 0"),
+            "alpha_co": (self.alpha_co >= 0, ">= 0"),
+            "alpha_slf": (self.alpha_slf >= 0, ">= 0"),
+            "selfsim_noise": (self.selfsim_noise >= 0, ">= 0"),
+            "colour_grid": (self.colour_grid >= 2, ">= 2"),
+            "max_triplets": (self.max_triplets >= 1, ">= 1"),
+            "joint_layers": (len(self.joint_layers) >= 1 and all(n > 0 for n in self.joint_layers), "positive sizes"),
+            "target_layers": (all(n > 0 for n in self.target_layers), "positive sizes"),
         }
-        bad = [k for k, ok in checks.items() if not ok]
+        bad = next((k for k, (ok, _) in checks.items() if not ok), None)
         if bad:
-            raise ArtbenchError(f"invalid config value for {bad[0]}={getattr(self, bad[0])!r}")
+            raise ArtbenchError(f"invalid config value {bad}={getattr(self, bad)!r}: must be {checks[bad][1]}")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}

@@ -141,6 +141,7 @@ def run(
 ) -> RunOutcome:
     """Train and evaluate ``method`` on ``task`` for seeds 1..``seeds``; see the module docstring."""
     objective = method.objective(cfg)
+    build_backbone(cfg.backbone, cfg.weights, cfg.finetune_blocks)  # a bad model setting fails before any work
     data = prepare_task(task, cfg.image_size, cfg.colour_grid if objective.needs_colour else None)
     run_id = new_run_id()
     run_dir = out_dir / task.name / method.name / run_id
@@ -171,7 +172,7 @@ def run(
         )
     completed: list[int] = []
     flat_per_seed: list[dict[str, float]] = []
-    status = "incomplete"
+    status, ended = "incomplete", "KILLED"
 
     def write_summary() -> dict[str, dict[str, Any]]:
         summary = summarise(flat_per_seed)
@@ -227,10 +228,11 @@ def run(
             flat_per_seed.append(flat)
             write_summary()
         status = "complete"
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(run_dir / f"seed-{len(completed) + 1}.tmp", ignore_errors=True)
+        ended = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         if tracker:
-            tracker.fail_seed("KILLED")
+            tracker.fail_seed(ended)
         raise
     finally:
         summary = write_summary()
@@ -239,7 +241,7 @@ def run(
             tracker.end_run(
                 means,
                 [run_dir / "config.json", run_dir / "environment.json", run_dir / "summary.json"],
-                "FINISHED" if status == "complete" else "KILLED",
+                "FINISHED" if status == "complete" else ended,
             )
     return RunOutcome(run_dir, status, completed, summary, [t.name for t in data.targets])
 

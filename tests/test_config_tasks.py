@@ -50,11 +50,37 @@ def test_config_validation_errors(overrides: dict, message: str) -> None:
         validate_overrides(overrides, "--set")
 
 
-def test_config_value_checks() -> None:
-    with pytest.raises(ArtbenchError, match="dropout"):
-        resolve_config({"dropout": 1.5})
-    with pytest.raises(ArtbenchError, match="normalize"):
-        resolve_config({"normalize": "sometimes"})
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"dropout": 1.5}, r"dropout=1.5: must be in \[0, 1\)"),
+        ({"normalize": "sometimes"}, "normalize='sometimes': must be 'all' or 'per_target'"),
+        ({"beta1": 1.5}, r"beta1=1.5: must be in \[0, 1\)"),
+        ({"eps": -1.0}, "eps=-1.0: must be > 0"),
+        ({"alpha_co": -0.5}, "alpha_co=-0.5: must be >= 0"),
+        ({"selfsim_noise": -0.1}, "selfsim_noise=-0.1: must be >= 0"),
+    ],
+)
+def test_config_value_checks(overrides: dict, message: str) -> None:
+    with pytest.raises(ArtbenchError, match=message):
+        resolve_config(overrides)
+
+
+def test_method_recipes_fix_every_loss_weight() -> None:
+    """A task's [defaults] must not leak into Table 3's rows: each fixes γ, λ_C, λ_aux and the three α."""
+    leaky = {"gamma": 5.0, "lambda_c": 0.5, "lambda_aux": 3.0, "alpha_sem": 3.0, "alpha_co": 3.0, "alpha_slf": 3.0}
+    expected = {  # Table 3 of Dorozynski (2023): (γ, λ_C, λ_aux, α_sem, α_co, α_slf)
+        "stl": (0, 1, 0, 0, 0, 0),
+        "mtl": (0, 1, 0, 0, 0, 0),
+        "mtl_fo": (2, 1, 0, 0, 0, 0),
+        "mtl_rsem": (0, 1, 1, 1, 0, 0),
+        "mtl_rall": (0, 1, 1, 0.5, 0.5, 0.5),
+        "mtl_fo_rsem": (2, 1, 1, 1, 0, 0),
+        "mtl_fo_rall": (2, 1, 1, 0.5, 0.5, 0.5),
+    }
+    for name, weights in expected.items():
+        cfg = resolve_config(leaky, METHODS.get(name).config)
+        assert (cfg.gamma, cfg.lambda_c, cfg.lambda_aux, cfg.alpha_sem, cfg.alpha_co, cfg.alpha_slf) == weights
 
 
 def test_recipe_file(tmp_path) -> None:

@@ -20,6 +20,9 @@ def test_only_the_last_blocks_are_fine_tuned() -> None:
     assert not _trainable(backbone.body.conv1)
     assert all(p.requires_grad for p in build_backbone("resnet18", "none", -1).body.parameters())
     assert not _trainable(build_backbone("resnet18", "none", 0).body)
+    assert all(_trainable(b) for b in build_backbone("resnet18", "none", 8).blocks)
+    with pytest.raises(ArtbenchError, match=r"finetune_blocks=9 but resnet18 has 8 residual blocks; use 0\.\.8, or -1"):
+        build_backbone("resnet18", "none", 9)
 
 
 def test_frozen_batchnorm_stays_in_eval_mode() -> None:

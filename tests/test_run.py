@@ -102,19 +102,26 @@ def test_cpu_runs_are_repeatable(tiny_task: Path, tmp_path: Path, capsys) -> Non
     assert first["targets"] == second["targets"]
 
 
-def test_interrupted_run_keeps_finished_seeds(tiny_task: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+@pytest.mark.parametrize(("crash", "mlflow_status"), [(KeyboardInterrupt, "KILLED"), (RuntimeError, "FAILED")])
+def test_interrupted_run_keeps_finished_seeds(
+    tiny_task: Path, tmp_path: Path, capsys, monkeypatch, crash: type[BaseException], mlflow_status: str
+) -> None:
     import artbench.runner as runner
 
     real = runner.train_and_predict
 
     def crash_in_seed_2(data, method, cfg, device, seed, on_epoch=None):
         if seed == 2:
-            raise KeyboardInterrupt
+            raise crash
         return real(data, method, cfg, device, seed, on_epoch)
 
     monkeypatch.setattr(runner, "train_and_predict", crash_in_seed_2)
-    code, _, err = run_quick(capsys, tiny_task, "mtl", tmp_path, "--seeds", "3")
-    assert code == 130 and "interrupted" in err
+    if crash is KeyboardInterrupt:
+        code, _, err = run_quick(capsys, tiny_task, "mtl", tmp_path, "--seeds", "3")
+        assert code == 130 and "interrupted" in err
+    else:  # a bug, not a user mistake: the traceback is shown
+        with pytest.raises(RuntimeError):
+            run_quick(capsys, tiny_task, "mtl", tmp_path, "--seeds", "3")
     run_dir = _run_dirs(tmp_path, "mtl")[0]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "incomplete" and summary["seeds_completed"] == [1]
@@ -123,7 +130,7 @@ def test_interrupted_run_keeps_finished_seeds(tiny_task: Path, tmp_path: Path, c
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("tiny-synth").experiment_id])
     status = {r.data.tags["mlflow.runName"]: r.info.status for r in runs}
-    assert status == {"mtl": "KILLED", "seed-1": "FINISHED", "seed-2": "KILLED"}
+    assert status == {"mtl": mlflow_status, "seed-1": "FINISHED", "seed-2": mlflow_status}
 
 
 def test_stl_trains_one_network_per_target(tiny_task: Path, tmp_path: Path, capsys) -> None:
@@ -143,6 +150,8 @@ def test_stl_trains_one_network_per_target(tiny_task: Path, tmp_path: Path, caps
         (["run", "silknow-synth", "mtl", "--config", "missing.toml"], "does not exist"),
         (["run", "silknow-synth", "mtl", "--device", "tpu"], "unknown device 'tpu'"),
         (["run", "silknow-synth", "mtl", "--plugin", "no_such_module_xyz"], "cannot import plugin"),
+        (["run", "silknow-synth", "mtl", "--set", "backbone=resnet99"], "unknown backbone 'resnet99'"),
+        (["run", "silknow-synth", "mtl", "--set", "finetune_blocks=5"], "finetune_blocks=5 but tiny_cnn has 4"),
     ],
 )
 def test_bad_input_gives_one_line_error(args: list[str], message: str, capsys) -> None:

@@ -113,6 +113,11 @@ def tiny_cnn(weights: str) -> Backbone:
 def build_backbone(name: str, weights: str, finetune_blocks: int) -> Backbone:
     """Build a backbone and freeze all but its last ``finetune_blocks`` blocks (``-1``: train everything)."""
     backbone = BACKBONES.get(name)(weights)
+    if finetune_blocks > len(backbone.blocks):
+        raise ArtbenchError(
+            f"finetune_blocks={finetune_blocks} but {name} has {len(backbone.blocks)} residual blocks; "
+            f"use 0..{len(backbone.blocks)}, or -1 to train all of them"
+        )
     if finetune_blocks >= 0:
         backbone.body.requires_grad_(False)
         for block in backbone.blocks[len(backbone.blocks) - finetune_blocks :] if finetune_blocks else []:

@@ -109,6 +109,8 @@ def fit(
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     drop_last = len(train_index) > cfg.batch_size  # a batch of one breaks BatchNorm
+    # Without a single validation label there is nothing to stop on: train all epochs and keep the last weights.
+    early_stopping = bool((labels[val_index] >= 0).any())
     with progress_bar(transient=True) as bar:
         task = bar.add_task(description, total=cfg.max_epochs)
         for epoch in range(1, cfg.max_epochs + 1):
@@ -140,7 +142,7 @@ def fit(
             history.append(record)
             if on_epoch is not None:
                 on_epoch(epoch, record)
-            if stopper.step(epoch, record["val_loss"]) or math.isnan(record["val_loss"]):
+            if not early_stopping or stopper.step(epoch, record["val_loss"]):  # a NaN loss is never the best
                 best_state = copy.deepcopy(model.state_dict())
             bar.update(
                 task,
@@ -150,10 +152,11 @@ def fit(
                     f" · val {record['val_loss']:.3f} (best {stopper.best:.3f} @ {stopper.best_epoch})"
                 ),
             )
-            if stopper.should_stop:
+            if early_stopping and stopper.should_stop:
                 break
     model.load_state_dict(best_state)
-    return FitResult(stopper.best_epoch or len(history), len(history), history, time.perf_counter() - start)
+    best_epoch = stopper.best_epoch if early_stopping else len(history)
+    return FitResult(best_epoch, len(history), history, time.perf_counter() - start)
 
 
 @torch.no_grad()
