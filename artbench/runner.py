@@ -246,8 +246,10 @@ def run(
     return RunOutcome(run_dir, status, completed, summary, [t.name for t in data.targets])
 
 
-def summary_rows(summary: Mapping[str, Mapping[str, Any]], targets: Sequence[str]) -> list[list[str]]:
-    """Rows ``[target, F1, OA, F1 under-represented]`` as ``mean ± std`` percentages."""
+def summary_rows(
+    summary: Mapping[str, Mapping[str, Any]], targets: Sequence[str], metrics: Sequence[str]
+) -> list[list[str]]:
+    """Rows ``[target, <metric>...]`` as ``mean ± std`` percentages, the last one for ``overall``."""
 
     def cell(key: str) -> str:
         entry = summary.get(key)
@@ -255,5 +257,4 @@ def summary_rows(summary: Mapping[str, Mapping[str, Any]], targets: Sequence[str
             return "–"
         return f"{100 * entry['mean']:.1f} ± {100 * (entry['std'] or 0):.1f}"
 
-    names = [*targets, "overall"]
-    return [[n, cell(f"{n}.f1_macro"), cell(f"{n}.accuracy"), cell(f"{n}.f1_underrepresented")] for n in names]
+    return [[n, *(cell(f"{n}.{m}") for m in metrics)] for n in [*targets, "overall"]]

@@ -33,3 +33,28 @@ def test_fingerprint_changes_with_labels(tmp_path) -> None:
     a = Dataset("d", table).fingerprint
     assert a == Dataset("d", table.copy()).fingerprint
     assert a != Dataset("d", table.assign(t=["y"])).fingerprint
+
+
+def test_an_image_without_a_group_is_its_own_group(tmp_path) -> None:
+    (tmp_path / "c.csv").write_text("image,obj,place\na.jpg,r1,FR\nb.jpg,,FR\nc.jpg,,ES\nd.jpg,r1,ES\n")
+    table = read_csv_table(tmp_path / "c.csv", group_col="obj", targets=["place"])
+    assert table["group"].tolist() == ["r1", table["image"][1], table["image"][2], "r1"]
+
+
+def test_an_empty_split_is_refused_before_any_image_is_read(tmp_path) -> None:
+    from artbench.data.task_data import prepare_task
+    from artbench.tasks import parse_task
+
+    (tmp_path / "c.csv").write_text("image,split,place\na.jpg,train,FR\nb.jpg,test,ES\nc.jpg,train,ES\n")
+    task = parse_task(
+        {
+            "name": "t",
+            "dataset": "csv",
+            "dataset_options": {"path": str(tmp_path / "c.csv"), "split_col": "split"},
+            "split": {"protocol": "official"},
+            "targets": [{"name": "place"}],
+        },
+        "t.toml",
+    )
+    with pytest.raises(ArtbenchError, match="task 't': the val split is empty"):
+        prepare_task(task, image_size=16)

@@ -188,3 +188,17 @@ def test_every_table3_method_trains_one_epoch(method: str, tiny_task: Path, tmp_
     }[method]
     assert expected <= logged
     assert not ({"train_loss_sem", "train_loss_co", "train_loss_slf"} - expected) & logged
+
+
+def test_results_table_shows_the_task_metrics(tiny_task: Path, tmp_path: Path, capsys) -> None:
+    task = tmp_path / "tiny-synth.toml"
+    text = tiny_task.read_text().replace(
+        'dataset = "silknow-synth"', 'dataset = "silknow-synth"\nmetrics = ["recall_macro", "accuracy"]'
+    )
+    task.write_text(text)
+    code, out, err = run_quick(capsys, task, "mtl", tmp_path, "--tracking-uri", "none")
+    assert code == 0, err
+    header = next(line for line in out.splitlines() if "target" in line)
+    assert "recall (macro)" in header and "OA" in header and "F1" not in header
+    overall = next(line for line in out.splitlines() if "overall" in line)
+    assert overall.count("±") == 2  # the run-level mean exists for every metric, recall included

@@ -65,6 +65,18 @@ def test_stats_human_output_and_errors(table1_csv, capsys) -> None:
     assert code == 2 and "neither a task" in err
 
 
+def test_stats_of_a_task_file_apply_its_background(table1_csv, tmp_path, capsys) -> None:
+    task = tmp_path / "table1-task.toml"
+    bg = ref.BACKGROUND_LABELS["place"]
+    task.write_text(
+        f'name = "t1"\ndataset = "csv"\n[dataset_options]\npath = "{table1_csv}"\n'
+        f'[[targets]]\nname = "place"\nbackground = ["{bg}"]\n'
+    )
+    code, out, _ = run_cli(capsys, "datasets", "stats", str(task), "--json")
+    place = json.loads(out)["targets"]["place"]
+    assert code == 0 and (place["num_classes"], place["num_underrepresented"]) == TABLE2["place"][:2]
+
+
 def test_eq9_and_underrepresented_by_hand() -> None:
     assert imbalance_ratio(np.array([10, 5, 2])) == 5.0
     assert imbalance_ratio(np.array([4, 0])) == float("inf")

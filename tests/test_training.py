@@ -8,6 +8,7 @@ import torch
 
 from artbench.config import RunConfig
 from artbench.data.cache import ImageCache
+from artbench.errors import ArtbenchError
 from artbench.methods.objective import SilkNetObjective
 from artbench.models.backbones import build_backbone
 from artbench.models.silknet import SilkNet
@@ -65,3 +66,12 @@ def test_validation_loss_is_nan_only_without_labels() -> None:
     assert math.isnan(loop.validation_loss(model, objective, cache, labels, val, cfg, torch.device("cpu")))
     value = loop.validation_loss(model, objective, cache, labels, np.arange(16), cfg, torch.device("cpu"))
     assert value == pytest.approx(math.log(3), rel=0.5)  # an untrained 3-way classifier is near chance
+
+
+def test_too_few_training_labels_is_a_clear_error() -> None:
+    model, objective, cache, labels, cfg = _setup()
+    with pytest.raises(ArtbenchError, match="seed 1 · place: 1 labelled training sample"):
+        loop.fit(
+            model, objective, cache, labels, np.arange(1), np.arange(16, 24), cfg, torch.device("cpu"), seed=0,
+            description="seed 1 · place",
+        )  # fmt: skip

@@ -68,6 +68,7 @@ def run(
 ) -> None:
     """Train METHOD on TASK over several seeds, evaluate on the test split and print mean ± std."""
     from artbench.config import load_config_file, parse_set_option, resolve_config, validate_overrides
+    from artbench.evaluation.metrics import METRIC_LABELS
     from artbench.methods import METHODS
     from artbench.runner import run as run_benchmark
     from artbench.runner import summary_rows
@@ -101,9 +102,10 @@ def run(
         title=f"{task_spec.name} · {method_spec.name} · {len(outcome.seeds_completed)} seed(s)",
         caption="test split, mean ± std over seeds, in %",
     )
-    for col in ("target", "F1 (macro)", "OA", "F1 under-repr."):
-        table.add_column(col, justify="left" if col == "target" else "right")
-    rows = summary_rows(outcome.summary, outcome.targets)
+    table.add_column("target")
+    for metric in task_spec.metrics:
+        table.add_column(METRIC_LABELS[metric], justify="right")
+    rows = summary_rows(outcome.summary, outcome.targets, task_spec.metrics)
     for row in rows[:-1]:
         table.add_row(*row)
     table.add_section()
@@ -202,7 +204,7 @@ def datasets_stats(
     from artbench.tasks import load_task, task_dirs
 
     _load_plugins(plugin)
-    if source.endswith(".csv") or Path(source).is_file():
+    if not source.endswith(".toml") and (source.endswith(".csv") or Path(source).is_file()):
         if not targets:
             raise ArtbenchError("a CSV source needs --targets a,b,c naming its target columns")
         names = [t.strip() for t in targets.split(",") if t.strip()]
@@ -213,7 +215,7 @@ def datasets_stats(
         table = read_csv_table(source, image_col=image_col, group_col=group_col, targets=names)
         specs = [TargetSpec(n, background=tuple(bg.get(n, []))).with_classes_from(table[n]) for n in names]
     else:
-        if any(p.stem == source for d in task_dirs() for p in d.glob("*.toml")):
+        if source.endswith(".toml") or any(p.stem == source for d in task_dirs() for p in d.glob("*.toml")):
             task = load_task(source)
             table = load_dataset(task).table
             specs = resolve_targets(task, table)
@@ -252,7 +254,7 @@ def datasets_stats(
             str(s["background"]),
             str(s["missing"]),
             str(s["num_underrepresented"]),
-            "inf" if ir is None else f"{ir:.1f}",
+            f"{ir:.1f}" if ir is not None else ("inf" if s["labelled"] else "–"),
         )
     out.print(summary)
     for name, s in stats["targets"].items():

@@ -94,7 +94,8 @@ def read_csv_table(
     table = pd.DataFrame({"image": [str((root / p).resolve()) if p else "" for p in raw[image_col].fillna("")]})
     if (table["image"] == "").any():
         raise ArtbenchError(f"CSV {str(path)!r}: column {image_col!r} has empty cells")
-    table["group"] = raw[group_col].to_numpy() if group_col else table["image"].to_numpy()
+    # An image without a group is its own group, never one shared "nan" group.
+    table["group"] = raw[group_col].fillna(table["image"]).to_numpy() if group_col else table["image"].to_numpy()
     if split_col:
         table["split"] = raw[split_col].to_numpy()
     target_cols = (

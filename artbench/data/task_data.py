@@ -63,6 +63,12 @@ def prepare_task(task: TaskSpec, image_size: int, colour_grid: int | None = None
         split = official_split(dataset.table)
     else:
         split = grouped_split(dataset.table["group"].to_numpy(), labels, task.split.fractions, task.split.seed)
+    empty = [name for name in ("train", "val", "test") if not (split == name).any()]
+    if empty:
+        raise ArtbenchError(
+            f"task {task.name!r}: the {'/'.join(empty)} split is empty ({len(split)} samples); "
+            "check the dataset's split column or the split fractions"
+        )
     cache = prepare_cache(dataset, image_size, colour_grid=colour_grid)
     train = split == "train"
     under = {

@@ -24,7 +24,13 @@ METRIC_NAMES: tuple[str, ...] = (
     "f1_macro",
     "f1_underrepresented",
 )
-RUN_LEVEL_METRICS: tuple[str, ...] = ("f1_macro", "accuracy", "f1_underrepresented")
+METRIC_LABELS: dict[str, str] = {
+    "accuracy": "OA",
+    "precision_macro": "precision (macro)",
+    "recall_macro": "recall (macro)",
+    "f1_macro": "F1 (macro)",
+    "f1_underrepresented": "F1 under-repr.",
+}
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -77,9 +83,9 @@ def target_metrics(
 
 
 def run_level(per_target: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
-    """Mean over targets (Table 4 style) of F1, OA and under-represented F1, ignoring undefined values."""
+    """Mean over targets (Table 4 style) of every metric the targets share, ignoring undefined values."""
     out = {}
-    for name in RUN_LEVEL_METRICS:
+    for name in (n for n in METRIC_NAMES if all(n in m for m in per_target.values())):
         values = np.array([m[name] for m in per_target.values()], dtype=float)
         values = values[~np.isnan(values)]
         out[name] = float(values.mean()) if len(values) else float("nan")

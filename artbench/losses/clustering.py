@@ -36,6 +36,10 @@ def semantic_similarity_loss(
     distinct samples with margin M_ipn = Y_sem(i, p) - (Y_sem(i, n) + u(i, n)) > 0 contributes
     max(M_ipn + Δ(i, p) - Δ(i, n), 0); the loss is the mean over these N_t triplets, zero when there are none.
 
+    A background label (§4: known, but outside the classes of interest) is a known label here, encoded as the
+    extra class K_m like in the classification loss, so two background labels count as equal. Background pools
+    several excluded classes; callers who want such pairs treated as unknown can map background to ``-1``.
+
     All triplets are formed at once by ``[N, N, N]`` broadcasting, so memory grows as N^3 (a few tensors of
     N^3 elements; about 17 M elements each for N = 256).
 

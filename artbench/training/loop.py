@@ -15,6 +15,7 @@ from torch import nn
 
 from artbench.config import RunConfig
 from artbench.data.cache import ImageCache
+from artbench.errors import ArtbenchError
 from artbench.methods.objective import Objective
 from artbench.progress import progress_bar
 from artbench.training.augment import random_geometric
@@ -98,6 +99,8 @@ def fit(
     on_epoch: EpochCallback | None = None,
 ) -> FitResult:
     """Train ``model`` in place and restore the weights of the epoch with the lowest validation loss."""
+    if len(train_index) < 2:
+        raise ArtbenchError(f"{description}: {len(train_index)} labelled training sample(s); training needs at least 2")
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(
         params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay
