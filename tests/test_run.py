@@ -202,3 +202,17 @@ def test_results_table_shows_the_task_metrics(tiny_task: Path, tmp_path: Path, c
     assert "recall (macro)" in header and "OA" in header and "F1" not in header
     overall = next(line for line in out.splitlines() if "overall" in line)
     assert overall.count("±") == 2  # the run-level mean exists for every metric, recall included
+
+
+def test_a_failing_mlflow_close_does_not_lose_the_results(tiny_task: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    from artbench.tracking.mlflow_tracker import MlflowTracker
+
+    def server_gone(*args, **kwargs):
+        raise ConnectionError("server went away")
+
+    monkeypatch.setattr(MlflowTracker, "end_run", server_gone)
+    code, out, err = run_quick(capsys, tiny_task, "mtl", tmp_path)
+    assert code == 0 and "overall" in out
+    assert "warning: could not close the MLflow run (ConnectionError: server went away)" in err
+    summary = json.loads((_run_dirs(tmp_path, "mtl")[0] / "summary.json").read_text())
+    assert summary["status"] == "complete"
