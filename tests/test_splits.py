@@ -42,3 +42,14 @@ def test_split_is_deterministic_and_seeded() -> None:
     a = grouped_split(group, labels, seed=0)
     assert (a == grouped_split(group, labels, seed=0)).all()
     assert (a != grouped_split(group, labels, seed=1)).any()
+
+
+def test_classes_too_rare_for_every_split_go_to_train_then_test() -> None:
+    group, labels = _data(seed=5)
+    labels[:, 1] = np.where(labels[:, 1] >= 0, 0, -1)
+    labels[group == "g7", 1], labels[group == "g8", 1] = 9, 9  # class 9: two groups
+    labels[group == "g9", 1] = 8  # class 8: one group
+    for seed in range(5):
+        split = grouped_split(group, labels, seed=seed)
+        assert set(split[group == "g9"]) == {"train"}
+        assert sorted({*split[group == "g7"], *split[group == "g8"]}) == ["test", "train"]

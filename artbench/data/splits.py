@@ -28,8 +28,10 @@ def grouped_split(
         seed: split seed, independent of training seeds.
 
     Phase 1 visits (target, class) pairs from the rarest to the most frequent (by number of groups) and, for each
-    split still lacking that class, moves in one unassigned group holding it. Phase 2 deals the remaining groups
-    in random order to the split furthest below its target size.
+    split still lacking that class, moves in one unassigned group holding it. A class held by fewer groups than
+    there are splits cannot be everywhere: its groups go to train first, then test, so that it is learnt before
+    it is evaluated and never sits in validation alone. Phase 2 deals the remaining groups in random order to the
+    split furthest below its target size.
     """
     rng = np.random.default_rng(seed)
     group_codes, group_index = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
@@ -43,13 +45,12 @@ def grouped_split(
         for c, frame in pairs.groupby("c"):
             members[(m, int(c))] = frame["g"].to_numpy()
     order = sorted(members, key=lambda key: (len(members[key]), rng.random()))
+    rare_order = [0, n_splits - 1, *range(1, n_splits - 1)]  # train, test, then validation
     for key in order:
         holders = members[key]
-        if len(holders) < n_splits:
-            continue
         present = set(assignment[holders][assignment[holders] >= 0].tolist())
         free = rng.permutation(holders[assignment[holders] < 0])
-        for split in range(n_splits):
+        for split in rare_order[: len(holders)] if len(holders) < n_splits else range(n_splits):
             if split in present:
                 continue
             if len(free) == 0:
