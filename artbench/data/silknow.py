@@ -118,6 +118,8 @@ def download_silknow(root: Path) -> None:
     for name in IMAGE_PARTS:
         if not (parts / name).is_file():
             _fetch(f"{IMAGES_URL}/{name}", parts / name)
+    if not hasattr(tarfile, "data_filter"):
+        raise ArtbenchError("safe extraction of the image archive needs Python >= 3.11.4; upgrade Python")
     archive = parts / "img.tgz"
     with open(archive, "wb") as out:
         for name in IMAGE_PARTS:
