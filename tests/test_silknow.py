@@ -135,7 +135,9 @@ def test_download_then_run_end_to_end(tmp_path, monkeypatch, capsys) -> None:
     fake_remote(tmp_path, monkeypatch)
     home = tmp_path / "home"
     monkeypatch.setenv("ARTBENCH_DATA", str(home))
-    code, _, err = run_cli(capsys, "run", "silknow", "mtl", "--out", str(tmp_path / "out"))
+    quick = ["--set", "backbone=tiny_cnn", "--set", "weights=none", "--set", "finetune_blocks=-1"]
+    quick += ["--set", "image_size=32", "--set", "batch_size=4", "--set", "max_epochs=1", "--device", "cpu"]
+    code, _, err = run_cli(capsys, "run", "silknow", "mtl", "--out", str(tmp_path / "out"), *quick)
     assert code == 2 and "run `artbench datasets download silknow`" in err
     assert not any((tmp_path / "out").rglob("*"))  # nothing half-made
 
@@ -144,8 +146,6 @@ def test_download_then_run_end_to_end(tmp_path, monkeypatch, capsys) -> None:
     assert sorted(p.name for p in (home / "silknow" / "img").iterdir()) == sorted(image_names())
     assert not (home / "silknow" / "parts").exists()
 
-    quick = ["--set", "backbone=tiny_cnn", "--set", "weights=none", "--set", "finetune_blocks=-1"]
-    quick += ["--set", "image_size=32", "--set", "batch_size=4", "--set", "max_epochs=1", "--device", "cpu"]
     code, _, err = run_cli(capsys, "run", "silknow", "mtl", "--out", str(tmp_path / "out"), *quick)
     assert code == 0, err
     predictions = pd.read_csv(next((tmp_path / "out").rglob("predictions.csv")), keep_default_na=False)
