@@ -150,7 +150,7 @@ def run(
 ) -> RunOutcome:
     """Train and evaluate ``method`` on ``task`` for seeds 1..``seeds``; see the module docstring."""
     objective = method.objective(cfg)
-    build_backbone(cfg.backbone, cfg.weights, cfg.finetune_blocks)  # a bad model setting fails before any work
+    build_backbone(cfg.backbone, "none", cfg.finetune_blocks)  # a bad backbone setting fails before any work
     data = prepare_task(task, cfg.image_size, cfg.colour_grid if objective.needs_colour else None)
     run_id = new_run_id()
     run_dir = out_dir / task.name / method.name / run_id

@@ -4,8 +4,11 @@ The real-file test reads the byte-exact copies of the release's collection files
 compares with the counts documented in ``shared/research/datasets.md`` §1.4 (verified there independently).
 """
 
+import hashlib
+import http.server
 import io
 import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +78,9 @@ def test_malformed_collection_file_names_the_line(tmp_path) -> None:
     bad.write_text("#image_file\t#place\t\na.jpg\tFR\t\nb.jpg\tFR\textra\t\n")
     with pytest.raises(ArtbenchError, match="line 3 has 3 fields, the header has 2"):
         silknow.read_collection_file(bad)
+    bad.write_text("#place\t#image_file\t\nFR\ta.jpg\t\n")
+    with pytest.raises(ArtbenchError, match="the header's first field is '#place', not '#image_file'"):
+        silknow.read_collection_file(bad)
     bad.write_text("a.jpg\tFR\t\n")
     with pytest.raises(ArtbenchError, match="not a SILKNOW collection file"):
         silknow.read_collection_file(bad)
@@ -109,8 +115,11 @@ def test_real_release_matches_documented_counts(tmp_path) -> None:
         assert classes[0] == classes[1] == classes[2]
 
 
-def fake_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Serve the release through file:// URLs: collection files on 'GitHub', an 8-part image tarball on 'Zenodo'."""
+def fake_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str = "img/", keep: float = 1.0) -> None:
+    """Serve the release through file:// URLs: collection files on 'GitHub', an 8-part image tarball on 'Zenodo'.
+
+    ``folder`` is the JPEGs' folder inside the archive; ``keep`` < 1 truncates the archive (a damaged upload).
+    """
     github, zenodo = tmp_path / "github", tmp_path / "zenodo"
     write_collections(github)
     buffer = io.BytesIO()
@@ -119,16 +128,18 @@ def fake_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         for name in image_names():
             jpeg = io.BytesIO()
             Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(jpeg, "JPEG")
-            info = tarfile.TarInfo(f"img/{name}")
+            info = tarfile.TarInfo(f"{folder}{name}")
             info.size = jpeg.tell()
             tar.addfile(info, io.BytesIO(jpeg.getvalue()))
-    blob = buffer.getvalue()
+    blob = buffer.getvalue()[: int(len(buffer.getvalue()) * keep)]
     zenodo.mkdir()
     step = -(-len(blob) // len(silknow.IMAGE_PARTS))
     for i, part in enumerate(silknow.IMAGE_PARTS):
         (zenodo / part).write_bytes(blob[i * step : (i + 1) * step])
     monkeypatch.setattr(silknow, "COLLECTIONS_URL", github.as_uri())
     monkeypatch.setattr(silknow, "IMAGES_URL", zenodo.as_uri())
+    md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in github.iterdir()}
+    monkeypatch.setattr(silknow, "COLLECTION_MD5", md5)
 
 
 def test_download_then_run_end_to_end(tmp_path, monkeypatch, capsys) -> None:
@@ -156,3 +167,47 @@ def test_download_then_run_end_to_end(tmp_path, monkeypatch, capsys) -> None:
 def test_download_refuses_datasets_without_one(capsys) -> None:
     code, _, err = run_cli(capsys, "datasets", "download", "csv")
     assert code == 2 and "cannot be downloaded; downloadable datasets: silknow" in err
+
+
+def test_archive_with_jpegs_at_its_top_level(tmp_path, monkeypatch) -> None:
+    fake_remote(tmp_path, monkeypatch, folder="")
+    silknow.download_silknow(tmp_path / "home")
+    assert len(list((tmp_path / "home" / "img").iterdir())) == 12
+    assert sorted(p.name for p in (tmp_path / "home").iterdir()) == ["collections", "img"]
+
+
+def test_a_damaged_archive_is_a_clear_error(tmp_path, monkeypatch) -> None:
+    fake_remote(tmp_path, monkeypatch, keep=0.6)
+    with pytest.raises(ArtbenchError, match=r"cannot extract the SILKNOW image archive .*download again"):
+        silknow.download_silknow(tmp_path / "home")
+    assert sorted(p.name for p in (tmp_path / "home").iterdir()) == ["collections", "parts"]
+
+
+def test_a_collection_file_with_the_wrong_checksum_is_not_kept(tmp_path, monkeypatch) -> None:
+    fake_remote(tmp_path, monkeypatch)
+    monkeypatch.setitem(silknow.COLLECTION_MD5, "masterfile_val.txt", "0" * 32)
+    with pytest.raises(ArtbenchError, match=r"masterfile_val\.txt is damaged .*differs from the expected 0000"):
+        silknow.download_silknow(tmp_path / "home")
+    assert not list((tmp_path / "home" / "collections").glob("masterfile_val.txt*"))
+
+
+def test_a_cut_off_download_is_not_kept(tmp_path) -> None:
+    class ShortReply(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"x" * 500)  # the connection closes after half of the announced bytes
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ShortReply)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        dest = tmp_path / "img.tgz.partaa"
+        with pytest.raises(ArtbenchError, match="damaged"):
+            silknow._fetch(f"http://127.0.0.1:{server.server_port}/part", dest)
+        assert not dest.exists() and not dest.with_name(dest.name + ".part").exists()
+    finally:
+        server.shutdown()

@@ -168,6 +168,7 @@ def datasets_download(
     """Download a dataset's files (labels and images) into the data home; files already there are kept."""
     import inspect
 
+    from artbench.data.cache import require_images
     from artbench.data.dataset import DATASETS
 
     _load_plugins(plugin)
@@ -176,8 +177,10 @@ def datasets_download(
     if "download" not in params:
         downloadable = [n for n in DATASETS.names() if "download" in inspect.signature(DATASETS.get(n)).parameters]
         raise ArtbenchError(f"dataset {name!r} cannot be downloaded; downloadable datasets: {', '.join(downloadable)}")
-    options = {"download": True} | ({"root": root} if root and "root" in params else {})
-    dataset = builder(**options)
+    if root and "root" not in params:
+        raise ArtbenchError(f"dataset {name!r} has no root option; set ARTBENCH_DATA to choose where it goes")
+    dataset = builder(download=True, **({"root": root} if root else {}))
+    require_images(dataset)
     groups = dataset.table["group"].nunique()
     out.print(f"{name}: {len(dataset.table)} images of {groups} groups ready")
 

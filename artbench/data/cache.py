@@ -48,7 +48,7 @@ def _decode(path: str, size: int, colour: bool) -> tuple[np.ndarray, np.ndarray 
     return square, full
 
 
-def _require_images(dataset: Dataset) -> None:
+def require_images(dataset: Dataset) -> None:
     """Fail before any decoding when image files are absent, saying how many and how to get them."""
     missing = [p for p in dataset.table["image"] if not os.path.isfile(p)]
     if missing:
@@ -74,7 +74,7 @@ def prepare_cache(
     need_images = not image_file.exists()
     need_colour = colour_file is not None and not colour_file.exists()
     if need_images or need_colour:
-        _require_images(dataset)
+        require_images(dataset)
         images = np.lib.format.open_memmap(folder / "images.tmp.npy", "w+", np.uint8, (n, image_size, image_size, 3))
         colours = np.zeros((n, colour_grid**2), np.float32) if need_colour else None
         paths = dataset.table["image"].tolist()

@@ -13,9 +13,13 @@ Layout under ``root`` (default ``<data home>/silknow``): ``collections/`` (maste
 
 from __future__ import annotations
 
+import hashlib
+import http.client
+import io
 import shutil
 import tarfile
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +37,14 @@ IMAGES_URL = "https://zenodo.org/records/6590957/files"
 IMAGE_PARTS = tuple(f"img.tgz.parta{c}" for c in "abcdefgh")
 MASTER_FILES = {"train": "masterfile_train.txt", "val": "masterfile_val.txt", "test": "masterfile_test.txt"}
 COLLECTION_FILES = tuple(f"multimodal_image_centered_img_cent_{s}.txt" for s in ("train", "dev", "test"))
+COLLECTION_MD5 = {  # of the files at the pinned commit
+    "masterfile_train.txt": "d4b5f2d122daae5bd8024a4262579db1",
+    "masterfile_val.txt": "e535de17d8e26863bd1c5020e47ecc08",
+    "masterfile_test.txt": "d8908cc2d24b0e89ff167724dadd99cb",
+    "multimodal_image_centered_img_cent_train.txt": "1dbaa7666ca96aef8cf584a4b21e1983",
+    "multimodal_image_centered_img_cent_dev.txt": "8aa7bcfceb75df85aa86c4b1fedeb478",
+    "multimodal_image_centered_img_cent_test.txt": "49b188dd1f663e7be97f8c6a524081cb",
+}
 MISSING_LABELS = frozenset({"nan", "NaN"})
 TARGETS = ("place", "timespan", "technique", "material")
 
@@ -52,6 +64,8 @@ def read_collection_file(path: Path) -> pd.DataFrame:
     if not lines or not lines[0].startswith("#"):
         raise ArtbenchError(f"{str(path)!r} is not a SILKNOW collection file: its first line is not a '#' header")
     header = [field.lstrip("#") for field in lines[0].rstrip("\t").split("\t")]
+    if header[0] != "image_file":
+        raise ArtbenchError(f"{str(path)!r}: the header's first field is {lines[0].split()[0]!r}, not '#image_file'")
     rows = [line.rstrip("\t").split("\t") for line in lines[1:] if line.strip()]
     bad = next((i for i, row in enumerate(rows) if len(row) != len(header)), None)
     if bad is not None:
@@ -88,29 +102,94 @@ def silknow_table(collections: Path, images: Path) -> pd.DataFrame:
     return table
 
 
-def _fetch(url: str, dest: Path) -> None:
-    """Download ``url`` to ``dest`` through a temporary file, with a byte progress bar."""
+def _fetch(url: str, dest: Path, md5: str | None = None) -> None:
+    """Download ``url`` to ``dest`` through a temporary file, with a byte progress bar.
+
+    The file only gets its final name when it is complete: as long as the server announced (Content-Length) and,
+    when ``md5`` is given, with that checksum. Anything else is deleted, so a later call fetches it again.
+    """
     tmp = dest.with_name(dest.name + ".part")
+    digest, received = hashlib.md5(), 0
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out, progress_bar() as bar:
             length = response.headers.get("Content-Length")
             task = bar.add_task(f"downloading {dest.name}", total=int(length) if length else None)
             while chunk := response.read(1 << 20):
                 out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
                 bar.advance(task, len(chunk))
-    except OSError as exc:
+    except (OSError, http.client.HTTPException) as exc:
         tmp.unlink(missing_ok=True)
         raise ArtbenchError(f"cannot download {url}: {exc}; check the connection or place the file at {dest}") from None
+    problem = None
+    if length and received != int(length):
+        problem = f"got {received} of {length} bytes"
+    elif md5 and digest.hexdigest() != md5:
+        problem = f"md5 {digest.hexdigest()} differs from the expected {md5}"
+    if problem:
+        tmp.unlink()
+        raise ArtbenchError(f"download of {url} is damaged ({problem}); run the command again")
     tmp.replace(dest)
+
+
+class _Concatenation(io.RawIOBase):
+    """The parts of a split archive read as one stream, so they never need joining on disk."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._paths, self._file = list(paths), None
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        super().close()
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        while self._paths or self._file:
+            if self._file is None:
+                self._file = open(self._paths.pop(0), "rb")  # noqa: SIM115 (closed when exhausted)
+            n = self._file.readinto(buffer)
+            if n:
+                return n
+            self._file.close()
+            self._file = None
+        return 0
+
+
+def _extract_images(parts: list[Path], root: Path) -> None:
+    """Stream-extract the split image archive and move its single folder of JPEGs to ``root/img``."""
+    staging = root / "img.extracting"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        with _Concatenation(parts) as stream, tarfile.open(fileobj=stream, mode="r|gz") as tar:
+            tar.extractall(staging, filter="data")
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ArtbenchError(
+            f"cannot extract the SILKNOW image archive ({type(exc).__name__}: {exc}); "
+            f"delete {parts[0].parent} and download again"
+        ) from None
+    folders = {p.parent for p in staging.rglob("*.jpg")}
+    if len(folders) != 1:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ArtbenchError(f"the SILKNOW image archive has JPEGs in {len(folders)} folders; expected exactly one")
+    folders.pop().rename(root / "img")
+    shutil.rmtree(staging, ignore_errors=True)  # gone already when the JPEGs sat at the archive's top level
 
 
 def download_silknow(root: Path) -> None:
     """Fetch the collection files (GitHub, pinned commit) and the images (Zenodo 6590957) that ``root`` lacks."""
+    if not hasattr(tarfile, "data_filter"):
+        raise ArtbenchError("safe extraction of the image archive needs Python >= 3.11.4; upgrade Python")
     collections = root / "collections"
     collections.mkdir(parents=True, exist_ok=True)
     for name in (*MASTER_FILES.values(), *COLLECTION_FILES):
         if not (collections / name).is_file():
-            _fetch(f"{COLLECTIONS_URL}/{name}", collections / name)
+            _fetch(f"{COLLECTIONS_URL}/{name}", collections / name, COLLECTION_MD5.get(name))
     if (root / "img").is_dir():
         return
     parts = root / "parts"
@@ -118,28 +197,7 @@ def download_silknow(root: Path) -> None:
     for name in IMAGE_PARTS:
         if not (parts / name).is_file():
             _fetch(f"{IMAGES_URL}/{name}", parts / name)
-    if not hasattr(tarfile, "data_filter"):
-        raise ArtbenchError("safe extraction of the image archive needs Python >= 3.11.4; upgrade Python")
-    archive = parts / "img.tgz"
-    with open(archive, "wb") as out:
-        for name in IMAGE_PARTS:
-            with open(parts / name, "rb") as part:
-                shutil.copyfileobj(part, out)
-    staging = root / "img.extracting"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(staging, filter="data")
-    except tarfile.TarError as exc:
-        raise ArtbenchError(f"cannot extract {archive}: {exc}; delete {parts} and download again") from None
-    found = [p for p in staging.rglob("*.jpg")]
-    if not found:
-        raise ArtbenchError(f"the SILKNOW image archive {archive} holds no .jpg files")
-    folders = {p.parent for p in found}
-    if len(folders) != 1:
-        raise ArtbenchError(f"the SILKNOW image archive spreads its images over {len(folders)} folders; expected one")
-    folders.pop().rename(root / "img")
-    shutil.rmtree(staging)
+    _extract_images([parts / name for name in IMAGE_PARTS], root)
     shutil.rmtree(parts)
 
 

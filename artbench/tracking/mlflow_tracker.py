@@ -51,8 +51,8 @@ class MlflowTracker:
             found = self.client.get_experiment_by_name(experiment)
             if found is None:
                 # A local store keeps artifacts beside it; a server decides where its artifacts go.
-                local = tracking_uri.startswith(("sqlite:", "file:")) or "://" not in tracking_uri
-                location = (artifact_root / experiment).resolve().as_uri() if artifact_root and local else None
+                server = tracking_uri.startswith(("http:", "https:", "databricks"))
+                location = (artifact_root / experiment).resolve().as_uri() if artifact_root and not server else None
                 self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
             else:
                 self.experiment_id = found.experiment_id
