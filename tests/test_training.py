@@ -75,3 +75,10 @@ def test_too_few_training_labels_is_a_clear_error() -> None:
             model, objective, cache, labels, np.arange(1), np.arange(16, 24), cfg, torch.device("cpu"), seed=0,
             description="seed 1 · place",
         )  # fmt: skip
+
+
+def test_a_validation_loss_that_is_never_finite_keeps_the_initial_weights(monkeypatch, capsys) -> None:
+    model, result, snapshots = _fit_with_val_losses(monkeypatch, [math.nan] * 6)
+    assert (result.best_epoch, result.epochs_run) == (0, 2)  # patience 2
+    assert not _same_weights(model, snapshots[0])  # epoch 1 changed the weights; the initial ones came back
+    assert "validation loss was never finite" in capsys.readouterr().err

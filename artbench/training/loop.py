@@ -17,7 +17,7 @@ from artbench.config import RunConfig
 from artbench.data.cache import ImageCache
 from artbench.errors import ArtbenchError
 from artbench.methods.objective import Objective
-from artbench.progress import progress_bar
+from artbench.progress import console, progress_bar
 from artbench.training.augment import random_geometric
 from artbench.training.batches import iterate_batches, normalise
 
@@ -157,6 +157,8 @@ def fit(
             )
             if early_stopping and stopper.should_stop:
                 break
+    if early_stopping and stopper.best_epoch == 0:
+        console.print(f"[yellow]warning:[/] {description}: the validation loss was never finite; initial weights kept")
     model.load_state_dict(best_state)
     best_epoch = stopper.best_epoch if early_stopping else len(history)
     return FitResult(best_epoch, len(history), history, time.perf_counter() - start)
