@@ -12,7 +12,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,19 +30,10 @@ from artbench.evaluation.plots import plot_confusion
 from artbench.methods.registry import MethodSpec
 from artbench.models.backbones import build_backbone
 from artbench.models.silknet import SilkNet
-from artbench.progress import console
 from artbench.tasks import TaskSpec
 from artbench.tracking.mlflow_tracker import MlflowTracker
 from artbench.training.device import seed_everything
 from artbench.training.loop import fit, predict
-
-
-def _without_masking(action: Callable[[], None], what: str) -> None:
-    """Run a final MLflow call; if it fails, warn instead of hiding the run's outcome (results are on disk)."""
-    try:
-        action()
-    except Exception as exc:
-        console.print(f"[yellow]warning:[/] could not {what} ({type(exc).__name__}: {str(exc)[:200]})")
 
 
 def new_run_id() -> str:
@@ -241,17 +232,14 @@ def run(
         shutil.rmtree(run_dir / f"seed-{len(completed) + 1}.tmp", ignore_errors=True)
         ended = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         if tracker:
-            _without_masking(lambda: tracker.fail_seed(ended), "mark the seed run as ended")
+            tracker.fail_seed(ended)
         raise
     finally:
         summary = write_summary()
         if tracker:
             means = {f"{k}.mean": v["mean"] for k, v in summary.items() if v["mean"] is not None}
             files = [run_dir / "config.json", run_dir / "environment.json", run_dir / "summary.json"]
-            _without_masking(
-                lambda: tracker.end_run(means, files, "FINISHED" if status == "complete" else ended),
-                "close the MLflow run",
-            )
+            tracker.end_run(means, files, "FINISHED" if status == "complete" else ended)
     return RunOutcome(run_dir, status, completed, summary, [t.name for t in data.targets])
 
 

@@ -82,3 +82,21 @@ def test_eq9_and_underrepresented_by_hand() -> None:
     assert imbalance_ratio(np.array([4, 0])) == float("inf")
     # K = 4 → threshold 1/4: relative frequencies 0.5, 0.3, 0.15, 0.05
     assert underrepresented_mask(np.array([50, 30, 15, 5])).tolist() == [False, False, True, True]
+
+
+def test_stats_of_a_dataset_name_honour_targets_and_background(table1_csv, capsys, monkeypatch) -> None:
+    from artbench.data.dataset import DATASETS, Dataset, read_csv_table
+
+    monkeypatch.setattr(DATASETS, "_items", dict(DATASETS._items))  # the registration below is undone afterwards
+    DATASETS.register("table1", lambda: Dataset("table1", read_csv_table(table1_csv, targets=ref.TARGETS)))
+    bg = ref.BACKGROUND_LABELS["time"]
+    args = ["datasets", "stats", "table1", "--targets", "time", "--background", f"time={bg}", "--json"]
+    code, out, _ = run_cli(capsys, *args)
+    time = json.loads(out)["targets"]
+    assert code == 0 and list(time) == ["time"]
+    assert (time["time"]["num_classes"], time["time"]["num_underrepresented"]) == TABLE2["time"][:2]
+    assert time["time"]["background"] == ref.BACKGROUND_COUNTS["time"]
+    code, out, _ = run_cli(capsys, "datasets", "stats", "table1", "--json")  # no --background: bg is a class
+    assert code == 0 and json.loads(out)["targets"]["time"]["num_classes"] == TABLE2["time"][0] + 1
+    code, _, err = run_cli(capsys, "datasets", "stats", "table1", "--background", "colour=x")
+    assert code == 2 and "colour" in err and len(err.strip().splitlines()) == 1

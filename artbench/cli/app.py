@@ -84,7 +84,6 @@ def run(
     cfg = resolve_config(task_spec.defaults, method_spec.config, file_layer, set_layer)
     dev = resolve_device(device)
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     try:
         outcome = run_benchmark(
             task_spec,
@@ -145,6 +144,10 @@ def methods_list(plugin: PluginOpt = None) -> None:
     out.print(table)
 
 
+def _split_names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _parse_background(items: list[str]) -> dict[str, list[str]]:
     mapping: dict[str, list[str]] = {}
     for item in items:
@@ -193,10 +196,14 @@ def datasets_download(
 def datasets_stats(
     source: Annotated[str, typer.Argument(help="Task name, dataset name or path to a CSV file.")],
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
-    targets: Annotated[str | None, typer.Option(help="CSV only: comma-separated target columns.")] = None,
+    targets: Annotated[
+        str | None, typer.Option(help="CSV (required) or dataset: comma-separated target columns.")
+    ] = None,
     image_col: Annotated[str, typer.Option(help="CSV only: image column.")] = "image",
     group_col: Annotated[str | None, typer.Option(help="CSV only: group (record) column.")] = None,
-    background: Annotated[list[str] | None, typer.Option(help="CSV only: TARGET=VALUE background label.")] = None,
+    background: Annotated[
+        list[str] | None, typer.Option(help="CSV or dataset: TARGET=VALUE background label (repeatable).")
+    ] = None,
     plugin: PluginOpt = None,
 ) -> None:
     """Class statistics per target: counts, label availability, under-represented classes, imbalance ratio."""
@@ -207,30 +214,35 @@ def datasets_stats(
     from artbench.tasks import load_task, task_dirs
 
     _load_plugins(plugin)
-    if not source.endswith(".toml") and (source.endswith(".csv") or Path(source).is_file()):
-        if not targets:
-            raise ArtbenchError("a CSV source needs --targets a,b,c naming its target columns")
-        names = [t.strip() for t in targets.split(",") if t.strip()]
-        bg = _parse_background(background or [])
-        unknown = sorted(set(bg) - set(names))
-        if unknown:
-            raise ArtbenchError(f"--background names {unknown}, which are not among --targets {names}")
-        table = read_csv_table(source, image_col=image_col, group_col=group_col, targets=names)
-        specs = [TargetSpec(n, background=tuple(bg.get(n, []))).with_classes_from(table[n]) for n in names]
+    is_task = source.endswith(".toml") or any(p.stem == source for d in task_dirs() for p in d.glob("*.toml"))
+    is_csv = not is_task and (source.endswith(".csv") or Path(source).is_file())
+    if is_task:
+        if targets or background:
+            raise ArtbenchError(f"task {source!r} defines its targets and background; drop --targets/--background")
+        task = load_task(source)
+        table = load_dataset(task).table
+        specs = resolve_targets(task, table)
     else:
-        if source.endswith(".toml") or any(p.stem == source for d in task_dirs() for p in d.glob("*.toml")):
-            task = load_task(source)
-            table = load_dataset(task).table
-            specs = resolve_targets(task, table)
+        if is_csv:
+            if not targets:
+                raise ArtbenchError("a CSV source needs --targets a,b,c naming its target columns")
+            table = read_csv_table(source, image_col=image_col, group_col=group_col, targets=_split_names(targets))
         elif source in DATASETS:
             table = DATASETS.get(source)().table
-            specs = [
-                TargetSpec(c).with_classes_from(table[c]) for c in table.columns if c not in ("image", "group", "split")
-            ]
         else:
             raise ArtbenchError(
                 f"{source!r} is neither a task, a dataset ({', '.join(DATASETS.names())}) nor an existing CSV file"
             )
+        available = [c for c in table.columns if c not in ("image", "group", "split")]
+        names = _split_names(targets) if targets else available
+        unknown = sorted(set(names) - set(available))
+        if unknown:
+            raise ArtbenchError(f"--targets names {unknown}, which {source!r} lacks; its targets: {available}")
+        bg = _parse_background(background or [])
+        unknown = sorted(set(bg) - set(names))
+        if unknown:
+            raise ArtbenchError(f"--background names {unknown}, which are not among the targets {names}")
+        specs = [TargetSpec(n, background=tuple(bg.get(n, []))).with_classes_from(table[n]) for n in names]
     stats = dataset_statistics(table, specs)
     if json_:
         typer.echo(json.dumps(stats))

@@ -2,17 +2,23 @@
 
 Uses :class:`mlflow.MlflowClient` (no global fluent state). Metric keys are slugified to MLflow's allowed
 characters and batches are chunked to its limits (1000 metrics, 100 params per call).
+
+The store is checked once, when the tracker is made (an unreachable store is a user mistake). After that,
+MLflow is a secondary copy of results that are always written to disk: the first failing call prints one
+warning and stops all further logging, so a tracking server that goes away mid-run neither stops training
+nor stalls it in MLflow's HTTP retries.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from artbench.errors import ArtbenchError
+from artbench.progress import console
 
 _KEY_CHARS = re.compile(r"[^\w.\- /]")
 MAX_METRICS, MAX_PARAMS, MAX_PARAM_LENGTH = 1000, 100, 6000
@@ -42,9 +48,9 @@ class MlflowTracker:
         import mlflow
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "creating tables" chatter on stderr
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param
 
-        self._Metric, self._Param, self._RunTag = Metric, Param, RunTag
+        self._Metric, self._Param = Metric, Param
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         self.tracking_uri = tracking_uri
         try:
@@ -63,55 +69,69 @@ class MlflowTracker:
             ) from None
         self.parent_id: str | None = None
         self.seed_id: str | None = None
+        self.lost: str | None = None  # why logging stopped, once a call has failed
 
-    def start_run(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=dict(tags))
-        self.parent_id = run.info.run_id
-        self.log_params(self.parent_id, params)
-        return self.parent_id
+    def _attempt(self, what: str, action: Callable[[], None]) -> None:
+        """Run MLflow calls unless logging has stopped; on the first failure warn once and stop."""
+        if self.lost is not None:
+            return
+        try:
+            action()
+        except Exception as exc:
+            self.lost = f"{type(exc).__name__}: {str(exc)[:200]}"
+            console.print(
+                f"[yellow]warning:[/] MLflow logging stopped: could not {what} ({self.lost}); "
+                "results are still written to disk",
+                soft_wrap=True,
+            )
 
-    def start_seed(self, seed: int, tags: Mapping[str, str]) -> str:
-        assert self.parent_id is not None
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=f"seed-{seed}",
-            tags={"mlflow.parentRunId": self.parent_id, "artbench.seed": str(seed), **tags},
-        )
-        self.seed_id = run.info.run_id
-        return self.seed_id
+    def start_run(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
+        def create() -> None:
+            self.parent_id = self.client.create_run(self.experiment_id, run_name=name, tags=dict(tags)).info.run_id
+            self._log_params(self.parent_id, params)
 
-    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        items = [self._Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
-        for chunk in _chunks(items, MAX_PARAMS):
-            self.client.log_batch(run_id, params=chunk)
+        self._attempt("start the run", create)
 
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
-        now = int(time.time() * 1000)
-        items = [self._Metric(metric_key(k), float(v), now, step) for k, v in metrics.items() if v == v]
-        for chunk in _chunks(items, MAX_METRICS):
-            self.client.log_batch(run_id, metrics=chunk)
+    def start_seed(self, seed: int, tags: Mapping[str, str]) -> None:
+        def create() -> None:
+            tags_ = {"mlflow.parentRunId": self.parent_id, "artbench.seed": str(seed), **tags}
+            self.seed_id = self.client.create_run(self.experiment_id, run_name=f"seed-{seed}", tags=tags_).info.run_id
+
+        self._attempt(f"start seed {seed}", create)
 
     def log_epoch(self, epoch: int, record: Mapping[str, float]) -> None:
-        assert self.seed_id is not None
-        self.log_metrics(self.seed_id, {k: v for k, v in record.items() if k != "epoch"}, step=epoch)
+        metrics = {k: v for k, v in record.items() if k != "epoch"}
+        self._attempt(f"log epoch {epoch}", lambda: self._log_metrics(self.seed_id, metrics, step=epoch))
 
-    def end_seed(self, metrics: Mapping[str, float], files: Iterable[Path], status: str = "FINISHED") -> None:
-        assert self.seed_id is not None
-        self.log_metrics(self.seed_id, metrics)
-        for path in files:
-            self.client.log_artifact(self.seed_id, str(path))
-        self.client.set_terminated(self.seed_id, status)
+    def end_seed(self, metrics: Mapping[str, float], files: Iterable[Path]) -> None:
+        self._attempt("log the seed's results", lambda: self._finish(self.seed_id, metrics, files, "FINISHED"))
         self.seed_id = None
 
     def fail_seed(self, status: str) -> None:
         if self.seed_id is not None:
-            self.client.set_terminated(self.seed_id, status)
-            self.seed_id = None
+            self._attempt("mark the seed run as ended", lambda: self.client.set_terminated(self.seed_id, status))
+        self.seed_id = None
 
     def end_run(self, summary: Mapping[str, float], files: Iterable[Path], status: str) -> None:
-        assert self.parent_id is not None
-        self.log_metrics(self.parent_id, summary)
+        def close() -> None:
+            self.client.set_tag(self.parent_id, "artbench.status", status.lower())
+            self._finish(self.parent_id, summary, files, status)
+
+        self._attempt("close the MLflow run", close)
+
+    def _finish(self, run_id: str | None, metrics: Mapping[str, float], files: Iterable[Path], status: str) -> None:
+        self._log_metrics(run_id, metrics)
         for path in files:
-            self.client.log_artifact(self.parent_id, str(path))
-        self.client.set_tag(self.parent_id, "artbench.status", status.lower())
-        self.client.set_terminated(self.parent_id, status)
+            self.client.log_artifact(run_id, str(path))
+        self.client.set_terminated(run_id, status)
+
+    def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        items = [self._Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
+        for chunk in _chunks(items, MAX_PARAMS):
+            self.client.log_batch(run_id, params=chunk)
+
+    def _log_metrics(self, run_id: str | None, metrics: Mapping[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        items = [self._Metric(metric_key(k), float(v), now, step) for k, v in metrics.items() if v == v]
+        for chunk in _chunks(items, MAX_METRICS):
+            self.client.log_batch(run_id, metrics=chunk)
