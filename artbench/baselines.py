@@ -6,11 +6,11 @@ reproduced ones without mixing the two.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from artbench.config import read_toml
 from artbench.errors import ArtbenchError
 
 _RESULT_KEYS = {"f1", "f1_std", "accuracy", "accuracy_std", "f1_per_target", "f1_underrepresented"}
@@ -41,7 +41,7 @@ def load_baseline(name: str) -> dict[str, Any]:
     for d in baseline_dirs():
         path = d / f"{name}.toml"
         if path.is_file():
-            return tomllib.loads(path.read_text())
+            return read_toml(path, "baseline file")
     names = sorted({p.stem for d in baseline_dirs() for p in d.glob("*.toml")})
     raise ArtbenchError(f"unknown baseline {name!r}; valid choices: {', '.join(names)}")
 

@@ -142,15 +142,22 @@ def parse_set_option(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """Parse a UTF-8 TOML file; a file that is not UTF-8 or not TOML is a user error naming ``what``."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ArtbenchError(f"{what} {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ArtbenchError(f"{what} {str(path)!r} is not valid TOML: {exc}") from None
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read the ``[config]`` table of a recipe file (e.g. ``baselines/silknet.toml``)."""
     path = Path(path)
     if not path.is_file():
         raise ArtbenchError(f"config file {str(path)!r} does not exist")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ArtbenchError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    data = read_toml(path, "config file")
     section = data.get("config", data)
     if not isinstance(section, dict):
         raise ArtbenchError(f"config file {str(path)!r}: [config] must be a table")

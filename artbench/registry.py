@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -69,20 +71,54 @@ class Registry(Generic[T]):
 
 
 def load_plugin(module: str) -> None:
-    """Import a plugin given as a module name (``my_pkg.methods``) or a path to a ``.py`` file."""
+    """Import a plugin given as a module name (``my_pkg.methods``) or a path to a ``.py`` file.
+
+    A file is imported as module ``artbench_plugin_<stem>`` (a plugin called ``random.py`` must not shadow the
+    standard library). An error inside the plugin becomes one line naming the plugin and the failing line.
+    """
     path = Path(module)
-    if path.suffix == ".py":
-        if not path.is_file():
-            raise ArtbenchError(f"plugin file {module!r} does not exist")
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[path.stem] = mod
-        spec.loader.exec_module(mod)
-        return
     try:
-        importlib.import_module(module)
+        if path.suffix == ".py":
+            _import_file(path)
+        else:
+            importlib.import_module(module)
+    except ArtbenchError:
+        raise
     except ModuleNotFoundError as exc:
+        if exc.name is not None and module.split(".")[0] != exc.name.split(".")[0]:
+            raise ArtbenchError(f"plugin {module!r} {_failure(exc)}; install that module") from None
         raise ArtbenchError(
             f"cannot import plugin {module!r} ({exc}); give an importable module name or a path to a .py file"
         ) from None
+    except Exception as exc:
+        raise ArtbenchError(f"plugin {module!r} {_failure(exc)}; fix the plugin") from None
+
+
+def _import_file(path: Path) -> None:
+    if not path.is_file():
+        raise ArtbenchError(f"plugin file {str(path)!r} does not exist")
+    name = "artbench_plugin_" + re.sub(r"\W", "_", path.stem)
+    loaded = sys.modules.get(name)
+    if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() == path.resolve():
+        return  # the same file given twice
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        del sys.modules[name]
+        raise
+
+
+def _failure(exc: BaseException) -> str:
+    """``failed at FILE:LINE: Type: message`` for an exception raised while importing a plugin."""
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename}:{exc.lineno}"
+        message = exc.msg
+    else:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f"{frame.filename}:{frame.lineno}"
+        message = str(exc)
+    return f"failed at {where}: {type(exc).__name__}: {message}"

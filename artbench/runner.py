@@ -24,6 +24,7 @@ import torch
 from artbench.config import RunConfig
 from artbench.data.task_data import PreparedTask, prepare_task
 from artbench.environment import environment_record
+from artbench.errors import ArtbenchError
 from artbench.evaluation.aggregate import flatten_metrics, summarise
 from artbench.evaluation.metrics import run_level, target_metrics
 from artbench.evaluation.plots import plot_confusion
@@ -31,7 +32,7 @@ from artbench.methods.registry import MethodSpec
 from artbench.models.backbones import build_backbone
 from artbench.models.silknet import SilkNet
 from artbench.tasks import TaskSpec
-from artbench.tracking.mlflow_tracker import MlflowTracker
+from artbench.tracking.mlflow_tracker import MlflowTracker, probe_tracking_uri
 from artbench.training.device import seed_everything
 from artbench.training.loop import fit, predict
 
@@ -129,6 +130,14 @@ class RunOutcome:
     targets: list[str]
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the finished seeds are saved in ``run_dir`` and the run is marked incomplete."""
+
+    def __init__(self, run_dir: Path, seeds_completed: list[int]) -> None:
+        super().__init__(run_dir, seeds_completed)
+        self.run_dir, self.seeds_completed = run_dir, seeds_completed
+
+
 def run(
     task: TaskSpec,
     method: MethodSpec,
@@ -140,9 +149,14 @@ def run(
     tracking_uri: str | None,
 ) -> RunOutcome:
     """Train and evaluate ``method`` on ``task`` for seeds 1..``seeds``; see the module docstring."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ArtbenchError(f"--out {str(out_dir)!r} is a file; pass a folder for the runs")
     objective = method.objective(cfg)
-    build_backbone(cfg.backbone, "none", cfg.finetune_blocks)  # a bad backbone setting fails before any work
+    build_backbone(cfg.backbone, cfg.weights, cfg.finetune_blocks)  # bad backbone or weights fail before any work
+    if tracking_uri:
+        probe_tracking_uri(tracking_uri)
     data = prepare_task(task, cfg.image_size, cfg.colour_grid if objective.needs_colour else None)
+    tracker = MlflowTracker(tracking_uri, task.name, out_dir / "mlartifacts") if tracking_uri else None
     run_id = new_run_id()
     run_dir = out_dir / task.name / method.name / run_id
     run_dir.mkdir(parents=True)
@@ -157,7 +171,6 @@ def run(
     }
     _write_json(run_dir / "config.json", resolved)
     _write_json(run_dir / "environment.json", environment_record(device, data.dataset.fingerprint))
-    tracker = MlflowTracker(tracking_uri, task.name, out_dir / "mlartifacts") if tracking_uri else None
     if tracker:
         tracker.start_run(
             method.name,
@@ -233,25 +246,28 @@ def run(
         ended = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         if tracker:
             tracker.fail_seed(ended)
+        if isinstance(exc, KeyboardInterrupt):
+            raise RunInterrupted(run_dir, list(completed)) from None
         raise
     finally:
         summary = write_summary()
         if tracker:
             means = {f"{k}.mean": v["mean"] for k, v in summary.items() if v["mean"] is not None}
             files = [run_dir / "config.json", run_dir / "environment.json", run_dir / "summary.json"]
-            tracker.end_run(means, files, "FINISHED" if status == "complete" else ended)
+            tracker.end_run(means, files, "FINISHED" if status == "complete" else ended, status)
     return RunOutcome(run_dir, status, completed, summary, [t.name for t in data.targets])
 
 
 def summary_rows(
     summary: Mapping[str, Mapping[str, Any]], targets: Sequence[str], metrics: Sequence[str]
 ) -> list[list[str]]:
-    """Rows ``[target, <metric>...]`` as ``mean ± std`` percentages, the last one for ``overall``."""
+    """Rows ``[target, <metric>...]`` as ``mean ± std`` percentages (``mean`` for one seed), ``overall`` last."""
 
     def cell(key: str) -> str:
         entry = summary.get(key)
         if not entry or entry["mean"] is None:
             return "–"
-        return f"{100 * entry['mean']:.1f} ± {100 * (entry['std'] or 0):.1f}"
+        mean = f"{100 * entry['mean']:.1f}"
+        return mean if entry["std"] is None else f"{mean} ± {100 * entry['std']:.1f}"
 
     return [[n, *(cell(f"{n}.{m}") for m in metrics)] for n in [*targets, "overall"]]

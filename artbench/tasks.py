@@ -7,12 +7,11 @@ bundled in the wheel; a path to a ``.toml`` file is accepted too.
 from __future__ import annotations
 
 import os
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from artbench.config import validate_overrides
+from artbench.config import read_toml, validate_overrides
 from artbench.data.targets import TARGET_KINDS, TargetSpec
 from artbench.errors import ArtbenchError
 from artbench.evaluation.metrics import METRIC_NAMES
@@ -21,6 +20,8 @@ SPLIT_PROTOCOLS = ("grouped", "official")
 _TASK_KEYS = {"name", "description", "dataset", "dataset_options", "targets", "split", "metrics", "defaults"}
 _TARGET_KEYS = {"name", "kind", "classes", "background"}
 _SPLIT_KEYS = {"protocol", "fractions", "seed"}
+PATH_OPTIONS = ("path", "root", "image_root")
+"""``[dataset_options]`` keys holding paths (also any key ending in ``_path``, ``_dir`` or ``_root``)."""
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,12 @@ def parse_task(data: dict[str, Any], source: str) -> TaskSpec:
         raise ArtbenchError(f"{source}: unknown split protocol {protocol!r}; valid: {', '.join(SPLIT_PROTOCOLS)}")
     fractions = tuple(
         float(_expect(f, (int, float), f"{source}: split.fractions[]"))
-        for f in _expect(split_raw.get("fractions", [0.6, 0.2, 0.2]), list, "split.fractions")
+        for f in _expect(split_raw.get("fractions", [0.6, 0.2, 0.2]), list, f"{source}: split.fractions")
     )
     if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise ArtbenchError(f"{source}: split.fractions must be three positive numbers summing to 1")
+        raise ArtbenchError(
+            f"{source}: split.fractions must be three positive numbers summing to 1, got {list(fractions)}"
+        )
     metrics = _str_list(data.get("metrics", list(TaskSpec.metrics)), f"{source}: metrics")
     unknown = [m for m in metrics if m not in METRIC_NAMES]
     if unknown:
@@ -142,12 +145,18 @@ def task_dirs() -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
+def _is_path_option(key: str) -> bool:
+    return key in PATH_OPTIONS or key.endswith(("_path", "_dir", "_root"))
+
+
 def read_task_file(path: Path) -> TaskSpec:
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ArtbenchError(f"task file {str(path)!r} is not valid TOML: {exc}") from None
-    return parse_task(data, str(path))
+    """Load a task file; relative paths among its ``[dataset_options]`` are taken from the file's folder."""
+    task = parse_task(read_toml(path, "task file"), str(path))
+    options = {
+        key: str((path.parent / value).resolve()) if _is_path_option(key) and isinstance(value, str) else value
+        for key, value in task.dataset_options.items()
+    }
+    return replace(task, dataset_options=options)
 
 
 def list_tasks() -> list[TaskSpec]:

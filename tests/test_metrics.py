@@ -52,4 +52,4 @@ def test_run_level_and_summary() -> None:
     s = summarise([{"k": 1.0}, {"k": 2.0}, {"k": 4.0}])
     assert s["k"]["mean"] == pytest.approx(7 / 3)
     assert s["k"]["std"] == pytest.approx(np.std([1, 2, 4], ddof=1))
-    assert summarise([{"k": 0.5}])["k"]["std"] == 0.0
+    assert summarise([{"k": 0.5}])["k"]["std"] is None  # undefined for one seed, not 0

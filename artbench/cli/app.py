@@ -7,15 +7,21 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from artbench.errors import ArtbenchError
 from artbench.progress import console as err_console
 from artbench.registry import load_plugin
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from artbench.data.targets import TargetSpec
 
 app = typer.Typer(
     help="artbench: benchmark suite for machine learning on cultural-heritage collections.\n\n"
@@ -40,7 +46,7 @@ OutOpt = Annotated[Path, typer.Option("--out", help="Output folder for runs and 
 
 
 def _load_plugins(plugins: list[str] | None) -> None:
-    for module in plugins or []:
+    for module in dict.fromkeys(plugins or []):  # the same plugin given twice loads once
         load_plugin(module)
 
 
@@ -70,8 +76,8 @@ def run(
     from artbench.config import load_config_file, parse_set_option, resolve_config, validate_overrides
     from artbench.evaluation.metrics import METRIC_LABELS
     from artbench.methods import METHODS
+    from artbench.runner import RunInterrupted, summary_rows
     from artbench.runner import run as run_benchmark
-    from artbench.runner import summary_rows
     from artbench.tasks import load_task
     from artbench.tracking.mlflow_tracker import default_tracking_uri
     from artbench.training.device import resolve_device
@@ -94,8 +100,15 @@ def run(
             device=dev,
             tracking_uri=None if uri == "none" else uri,
         )
+    except RunInterrupted as stop:
+        err_console.print(
+            f"[yellow]interrupted[/]: {len(stop.seeds_completed)} finished seed(s) saved in {stop.run_dir}; "
+            "the run is marked incomplete",
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]: finished seeds are saved; the run is marked incomplete")
+        err_console.print("[yellow]interrupted[/] before training started; no run was written")
         raise typer.Exit(130) from None
     table = Table(
         title=f"{task_spec.name} · {method_spec.name} · {len(outcome.seeds_completed)} seed(s)",
@@ -115,7 +128,9 @@ def run(
         out.print(f"MLflow:  {uri} (experiment '{task_spec.name}')")
 
 
-@tasks_app.command("list")
+@tasks_app.command(
+    "list", epilog="Examples:\n\n  artbench tasks list\n\n  ARTBENCH_TASKS=~/my-tasks artbench tasks list"
+)
 def tasks_list(plugin: PluginOpt = None) -> None:
     """List the benchmark tasks."""
     from artbench.tasks import list_tasks
@@ -129,7 +144,9 @@ def tasks_list(plugin: PluginOpt = None) -> None:
     out.print(table)
 
 
-@methods_app.command("list")
+@methods_app.command(
+    "list", epilog="Examples:\n\n  artbench methods list\n\n  artbench methods list --plugin my_methods.py"
+)
 def methods_list(plugin: PluginOpt = None) -> None:
     """List the registered methods."""
     from artbench.methods import METHODS
@@ -152,7 +169,7 @@ def _parse_background(items: list[str]) -> dict[str, list[str]]:
     mapping: dict[str, list[str]] = {}
     for item in items:
         target, sep, value = item.partition("=")
-        if not sep or not target:
+        if not sep or not target or not value:
             raise ArtbenchError(f"--background {item!r}: expected TARGET=VALUE, e.g. --background place='bg place'")
         mapping.setdefault(target, []).append(value)
     return mapping
@@ -188,6 +205,58 @@ def datasets_download(
     out.print(f"{name}: {len(dataset.table)} images of {groups} groups ready")
 
 
+def _stats_source(
+    source: str, targets: str | None, image_col: str, group_col: str | None, background: list[str]
+) -> tuple[pd.DataFrame, list[TargetSpec]]:
+    """The sample table and target specs that ``datasets stats`` describes: from a task, a dataset or a CSV."""
+    from artbench.data.dataset import DATASETS, RESERVED_COLUMNS, read_csv_table
+    from artbench.data.targets import TargetSpec
+    from artbench.data.task_data import build_dataset, load_dataset, resolve_targets
+    from artbench.tasks import load_task, task_dirs
+
+    is_task = source.endswith(".toml") or any(p.stem == source for d in task_dirs() for p in d.glob("*.toml"))
+    is_csv = not is_task and (source.endswith(".csv") or Path(source).is_file())
+    if not is_csv and (image_col != "image" or group_col is not None):
+        raise ArtbenchError("--image-col and --group-col apply to a CSV source only; a task or dataset names its own")
+    if is_task and not ((targets is not None or background) and source in DATASETS):
+        if targets is not None or background:
+            raise ArtbenchError(f"task {source!r} defines its targets and background; drop --targets/--background")
+        task = load_task(source)
+        table = load_dataset(task).table
+        return table, resolve_targets(task, table)
+    if is_csv:
+        if not targets:
+            raise ArtbenchError("a CSV source needs --targets a,b,c naming its target columns")
+        table = read_csv_table(source, image_col=image_col, group_col=group_col, targets=_split_names(targets))
+    elif source in DATASETS:
+        table = build_dataset(source, {}, f"dataset {source!r} (for a CSV file pass its path instead)").table
+    else:
+        raise ArtbenchError(
+            f"{source!r} is neither a task, a dataset ({', '.join(DATASETS.names())}) nor an existing CSV file"
+        )
+    available = [c for c in table.columns if c not in RESERVED_COLUMNS]
+    names = _split_names(targets) if targets is not None else available
+    if not names:
+        raise ArtbenchError(f"--targets {targets!r} names no target; its targets: {', '.join(available)}")
+    unknown = sorted(set(names) - set(available))
+    if unknown:
+        raise ArtbenchError(f"--targets names {unknown}, which {source!r} lacks; its targets: {available}")
+    bg = _parse_background(background)
+    unknown = sorted(set(bg) - set(names))
+    if unknown:
+        raise ArtbenchError(f"--background names {unknown}, which are not among the targets {names}")
+    for name, values in bg.items():
+        labels = set(table[name].dropna())
+        absent = [v for v in values if v not in labels]
+        for value in absent:  # legitimate (SilkNet Table 1 has no material background) but often a typo
+            shown = ", ".join(sorted(map(str, labels))[:10])
+            err_console.print(
+                f"[yellow]warning:[/] --background {escape(name)}={escape(repr(value))} matches no sample; "
+                f"labels: {escape(shown)}"
+            )
+    return table, [TargetSpec(n, background=tuple(bg.get(n, []))).with_classes_from(table[n]) for n in names]
+
+
 @datasets_app.command(
     "stats",
     epilog="Examples:\n\n  artbench datasets stats silknow-synth\n\n"
@@ -207,42 +276,10 @@ def datasets_stats(
     plugin: PluginOpt = None,
 ) -> None:
     """Class statistics per target: counts, label availability, under-represented classes, imbalance ratio."""
-    from artbench.data.dataset import DATASETS, read_csv_table
     from artbench.data.stats import dataset_statistics
-    from artbench.data.targets import TargetSpec
-    from artbench.data.task_data import load_dataset, resolve_targets
-    from artbench.tasks import load_task, task_dirs
 
     _load_plugins(plugin)
-    is_task = source.endswith(".toml") or any(p.stem == source for d in task_dirs() for p in d.glob("*.toml"))
-    is_csv = not is_task and (source.endswith(".csv") or Path(source).is_file())
-    if is_task:
-        if targets or background:
-            raise ArtbenchError(f"task {source!r} defines its targets and background; drop --targets/--background")
-        task = load_task(source)
-        table = load_dataset(task).table
-        specs = resolve_targets(task, table)
-    else:
-        if is_csv:
-            if not targets:
-                raise ArtbenchError("a CSV source needs --targets a,b,c naming its target columns")
-            table = read_csv_table(source, image_col=image_col, group_col=group_col, targets=_split_names(targets))
-        elif source in DATASETS:
-            table = DATASETS.get(source)().table
-        else:
-            raise ArtbenchError(
-                f"{source!r} is neither a task, a dataset ({', '.join(DATASETS.names())}) nor an existing CSV file"
-            )
-        available = [c for c in table.columns if c not in ("image", "group", "split")]
-        names = _split_names(targets) if targets else available
-        unknown = sorted(set(names) - set(available))
-        if unknown:
-            raise ArtbenchError(f"--targets names {unknown}, which {source!r} lacks; its targets: {available}")
-        bg = _parse_background(background or [])
-        unknown = sorted(set(bg) - set(names))
-        if unknown:
-            raise ArtbenchError(f"--background names {unknown}, which are not among the targets {names}")
-        specs = [TargetSpec(n, background=tuple(bg.get(n, []))).with_classes_from(table[n]) for n in names]
+    table, specs = _stats_source(source, targets, image_col, group_col, background or [])
     stats = dataset_statistics(table, specs)
     if json_:
         typer.echo(json.dumps(stats))
@@ -319,7 +356,7 @@ def bench(
     out.print(table)
 
 
-@app.command()
+@app.command(epilog="Examples:\n\n  artbench ui\n\n  artbench ui --out runs --port 5001")
 def ui(
     out_dir: OutOpt = Path("artbench-out"),
     port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,

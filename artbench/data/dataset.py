@@ -64,6 +64,10 @@ def register_dataset(name: str) -> Callable[[DatasetBuilder], DatasetBuilder]:
     return DATASETS.decorator(name)
 
 
+RESERVED_COLUMNS = ("image", "group", "split")
+"""Columns of the canonical sample table that are not targets."""
+
+
 def read_csv_table(
     path: str | Path,
     *,
@@ -101,6 +105,12 @@ def read_csv_table(
     target_cols = (
         list(targets) if targets is not None else [c for c in raw.columns if c not in {image_col, group_col, split_col}]
     )
+    clashing = [c for c in target_cols if c in RESERVED_COLUMNS]
+    if clashing:
+        raise ArtbenchError(
+            f"CSV {str(path)!r}: column(s) {clashing} would be read as targets but the names are reserved; "
+            "declare them as group_col/split_col (dataset_options or --group-col) or rename them"
+        )
     for name in target_cols:
         table[name] = raw[name].to_numpy()
     return table

@@ -602,12 +602,13 @@ def _check_existing(root: Path, params: dict[str, object]) -> bool:
 
 @contextlib.contextmanager
 def _progress_bar(enabled: bool, total: int, description: str) -> Iterator[Callable[[], None]]:
+    """Advance callback of a shared stderr progress bar (so ``--json`` output on stdout stays clean)."""
     if not enabled:
         yield lambda: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from artbench.progress import progress_bar
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+    with progress_bar() as bar:
         task = bar.add_task(description, total=total)
         yield lambda: bar.advance(task)
 

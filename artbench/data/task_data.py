@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from artbench.data.cache import ImageCache, prepare_cache
 from artbench.data.dataset import DATASETS, Dataset
 from artbench.data.splits import grouped_split, official_split
 from artbench.data.stats import class_counts, underrepresented_mask
-from artbench.data.targets import TargetSpec, encode_targets
+from artbench.data.targets import MISSING, TargetSpec, encode_targets
 from artbench.errors import ArtbenchError
 from artbench.tasks import TaskSpec
 
@@ -33,17 +34,27 @@ class PreparedTask:
         return np.flatnonzero(self.split == split)
 
 
-def load_dataset(task: TaskSpec) -> Dataset:
-    builder = DATASETS.get(task.dataset)
+def build_dataset(name: str, options: dict[str, Any], where: str) -> Dataset:
+    """Build registered dataset ``name`` from ``options``; unfit options are a user error naming ``where``."""
+    builder = DATASETS.get(name)
+    allowed = inspect.signature(builder).parameters
     try:
-        inspect.signature(builder).bind(**task.dataset_options)
+        inspect.signature(builder).bind(**options)
     except TypeError:
-        allowed = ", ".join(inspect.signature(builder).parameters)
+        required = [n for n, p in allowed.items() if p.default is inspect.Parameter.empty]
+        needs = f" and needs {', '.join(required)}" if required else ""
         raise ArtbenchError(
-            f"task {task.name!r}: dataset_options {sorted(task.dataset_options)} do not fit dataset "
-            f"{task.dataset!r}; its options are: {allowed}"
+            f"{where}: dataset_options {sorted(options)} do not fit dataset {name!r}; "
+            f"its options are {', '.join(allowed)}{needs}"
         ) from None
-    return builder(**task.dataset_options)
+    try:
+        return builder(**options)
+    except (TypeError, ValueError) as exc:
+        raise ArtbenchError(f"{where}: dataset {name!r} rejects dataset_options {options}: {exc}") from None
+
+
+def load_dataset(task: TaskSpec) -> Dataset:
+    return build_dataset(task.dataset, task.dataset_options, f"task {task.source or task.name!r}")
 
 
 def resolve_targets(task: TaskSpec, table: pd.DataFrame) -> list[TargetSpec]:
@@ -69,8 +80,16 @@ def prepare_task(task: TaskSpec, image_size: int, colour_grid: int | None = None
             f"task {task.name!r}: the {'/'.join(empty)} split is empty ({len(split)} samples); "
             "check the dataset's split column or the split fractions"
         )
-    cache = prepare_cache(dataset, image_size, colour_grid=colour_grid)
     train = split == "train"
+    unlabelled = [
+        t.name for m, t in enumerate(targets) if t.num_classes == 0 or not (labels[train, m] != MISSING).any()
+    ]
+    if unlabelled:
+        raise ArtbenchError(
+            f"task {task.name!r}: target(s) {unlabelled} have no class label in the train split; "
+            "remove them from the task or check their column and background values"
+        )
+    cache = prepare_cache(dataset, image_size, colour_grid=colour_grid)
     under = {
         t.name: [
             c for c, u in zip(t.classes, underrepresented_mask(class_counts(labels[train, m], t)), strict=True) if u

@@ -19,7 +19,7 @@ def flatten_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 def summarise(per_seed: Sequence[Mapping[str, float]]) -> dict[str, dict[str, Any]]:
-    """Mean, std (ddof=1; 0 for a single seed) and the per-seed values of every flattened metric."""
+    """Mean, std (ddof=1; ``None`` below two seeds, where it is undefined) and the per-seed values of every metric."""
     keys = list(per_seed[0]) if per_seed else []
     summary = {}
     for key in keys:
@@ -27,7 +27,7 @@ def summarise(per_seed: Sequence[Mapping[str, float]]) -> dict[str, dict[str, An
         finite = values[~np.isnan(values)]
         summary[key] = {
             "mean": float(finite.mean()) if len(finite) else None,
-            "std": float(finite.std(ddof=1)) if len(finite) > 1 else 0.0 if len(finite) else None,
+            "std": float(finite.std(ddof=1)) if len(finite) > 1 else None,
             "values": [None if np.isnan(v) else float(v) for v in values],
         }
     return summary

@@ -6,13 +6,16 @@ characters and batches are chunked to its limits (1000 metrics, 100 params per c
 The store is checked once, when the tracker is made (an unreachable store is a user mistake). After that,
 MLflow is a secondary copy of results that are always written to disk: the first failing call prints one
 warning and stops all further logging, so a tracking server that goes away mid-run neither stops training
-nor stalls it in MLflow's HTTP retries.
+nor stalls it in MLflow's HTTP retries (lowered to :data:`HTTP_DEFAULTS` unless set in the environment).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,8 @@ from artbench.progress import console
 
 _KEY_CHARS = re.compile(r"[^\w.\- /]")
 MAX_METRICS, MAX_PARAMS, MAX_PARAM_LENGTH = 1000, 100, 6000
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+"""Used for a tracking server unless set: MLflow's defaults (7 retries, 120 s) stall a run for minutes."""
 
 
 def metric_key(*parts: str) -> str:
@@ -32,6 +37,29 @@ def metric_key(*parts: str) -> str:
 def default_tracking_uri(out_dir: Path) -> str:
     """SQLite store inside the output folder (MLflow 3's file store is deprecated)."""
     return f"sqlite:///{(out_dir / 'mlflow.db').resolve()}"
+
+
+def probe_tracking_uri(uri: str, timeout: float = 10.0) -> None:
+    """Fail fast when nothing answers at an HTTP tracking URI (MLflow itself would retry for minutes).
+
+    Any HTTP answer, even an error status from a proxy, counts as reachable; MLflow's own check follows when the
+    tracker is made. Other URIs (local stores) are not touched. Sets :data:`HTTP_DEFAULTS` unless already set.
+    """
+    if not uri.startswith(("http:", "https:")):
+        return
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        pass
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ArtbenchError(
+            f"no MLflow server answers at {uri!r} ({reason}); start it, fix --tracking-uri / MLFLOW_TRACKING_URI, "
+            "or pass --tracking-uri none"
+        ) from None
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -51,14 +79,16 @@ class MlflowTracker:
         from mlflow.entities import Metric, Param
 
         self._Metric, self._Param = Metric, Param
-        self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         self.tracking_uri = tracking_uri
+        server = tracking_uri.startswith(("http:", "https:"))
+        probe_tracking_uri(tracking_uri)
         try:
+            self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
             found = self.client.get_experiment_by_name(experiment)
             if found is None:
                 # A local store keeps artifacts beside it; a server decides where its artifacts go.
-                server = tracking_uri.startswith(("http:", "https:", "databricks"))
-                location = (artifact_root / experiment).resolve().as_uri() if artifact_root and not server else None
+                local = not (server or tracking_uri.startswith("databricks"))
+                location = (artifact_root / experiment).resolve().as_uri() if artifact_root and local else None
                 self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
             else:
                 self.experiment_id = found.experiment_id
@@ -112,9 +142,11 @@ class MlflowTracker:
             self._attempt("mark the seed run as ended", lambda: self.client.set_terminated(self.seed_id, status))
         self.seed_id = None
 
-    def end_run(self, summary: Mapping[str, float], files: Iterable[Path], status: str) -> None:
+    def end_run(self, summary: Mapping[str, float], files: Iterable[Path], status: str, outcome: str) -> None:
+        """Close the parent run with MLflow ``status`` and tag ``artbench.status`` = ``outcome`` (summary.json's)."""
+
         def close() -> None:
-            self.client.set_tag(self.parent_id, "artbench.status", status.lower())
+            self.client.set_tag(self.parent_id, "artbench.status", outcome)
             self._finish(self.parent_id, summary, files, status)
 
         self._attempt("close the MLflow run", close)
