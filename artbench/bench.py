@@ -16,6 +16,7 @@ import torch
 
 from artbench.config import resolve_config
 from artbench.data.task_data import prepare_task
+from artbench.errors import ArtbenchError
 from artbench.methods import METHODS
 from artbench.progress import progress_bar
 from artbench.runner import build_model
@@ -65,6 +66,11 @@ def run_bench(
     generator = torch.Generator(device=dev).manual_seed(0)
     rng = np.random.default_rng(0)
     train = data.index("train")
+    if batch_size > len(train):
+        raise ArtbenchError(
+            f"--batch-size {batch_size} is larger than the {len(train)} training images of task {spec.name!r}; "
+            "pass a smaller batch size or a larger task"
+        )
 
     def batches():
         while True:

@@ -7,6 +7,7 @@ the method's recipe < ``--config FILE`` < ``--set key=value``. Every value is lo
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -16,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from artbench.errors import ArtbenchError
+
+MAX_IMAGE_SIZE = 2048
+"""Largest square input size: the prepared cache holds every image at this size (uint8 RGB)."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class RunConfig:
         checks = {  # key: (valid?, what a valid value is)
             "finetune_blocks": (self.finetune_blocks >= -1, ">= 0, or -1 for all blocks"),
             "dropout": (0.0 <= self.dropout < 1.0, "in [0, 1)"),
-            "image_size": (self.image_size >= 8, ">= 8"),
+            "image_size": (8 <= self.image_size <= MAX_IMAGE_SIZE, f"in [8, {MAX_IMAGE_SIZE}]"),
             "batch_size": (self.batch_size >= 2, ">= 2"),
             "eval_batch_size": (self.eval_batch_size >= 1, ">= 1"),
             "lr": (self.lr > 0, "> 0"),
@@ -86,6 +90,12 @@ class RunConfig:
             "joint_layers": (len(self.joint_layers) >= 1 and all(n > 0 for n in self.joint_layers), "positive sizes"),
             "target_layers": (all(n > 0 for n in self.target_layers), "positive sizes"),
         }
+        infinite = next(
+            (f.name for f in fields(self) if isinstance(v := getattr(self, f.name), float) and not math.isfinite(v)),
+            None,
+        )
+        if infinite:
+            raise ArtbenchError(f"invalid config value {infinite}={getattr(self, infinite)!r}: must be a finite number")
         bad = next((k for k, (ok, _) in checks.items() if not ok), None)
         if bad:
             raise ArtbenchError(f"invalid config value {bad}={getattr(self, bad)!r}: must be {checks[bad][1]}")

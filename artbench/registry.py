@@ -90,7 +90,7 @@ def load_plugin(module: str) -> None:
         raise ArtbenchError(
             f"cannot import plugin {module!r} ({exc}); give an importable module name or a path to a .py file"
         ) from None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ArtbenchError(f"plugin {module!r} {_failure(exc)}; fix the plugin") from None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Mapping, Sequence
@@ -130,6 +131,20 @@ class RunOutcome:
     targets: list[str]
 
 
+def safe_file_name(name: str) -> str:
+    """``name`` with every character other than letters, digits, ``.``, ``-`` and ``_`` replaced by ``_``."""
+    return re.sub(r"[^\w.-]", "_", name).lstrip(".") or "_"
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """``--out`` must be a folder, or creatable in the nearest existing folder above it, and writable."""
+    existing = next(p for p in (out_dir, *out_dir.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ArtbenchError(f"--out {str(out_dir)!r}: {str(existing)!r} is a file; pass a folder for the runs")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ArtbenchError(f"--out {str(out_dir)!r}: {str(existing)!r} is not writable; pass a writable folder")
+
+
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during training: the finished seeds are saved in ``run_dir`` and the run is marked incomplete."""
 
@@ -149,8 +164,7 @@ def run(
     tracking_uri: str | None,
 ) -> RunOutcome:
     """Train and evaluate ``method`` on ``task`` for seeds 1..``seeds``; see the module docstring."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ArtbenchError(f"--out {str(out_dir)!r} is a file; pass a folder for the runs")
+    _check_out_dir(out_dir)
     objective = method.objective(cfg)
     build_backbone(cfg.backbone, cfg.weights, cfg.finetune_blocks)  # bad backbone or weights fail before any work
     if tracking_uri:
@@ -159,30 +173,10 @@ def run(
     tracker = MlflowTracker(tracking_uri, task.name, out_dir / "mlartifacts") if tracking_uri else None
     run_id = new_run_id()
     run_dir = out_dir / task.name / method.name / run_id
-    run_dir.mkdir(parents=True)
-    resolved = {
-        "task": task.name,
-        "method": method.name,
-        "strategy": method.strategy,
-        "seeds": seeds,
-        "split": vars(task.split),
-        "config": cfg.to_dict(),
-        "task_file": task.source,
-    }
-    _write_json(run_dir / "config.json", resolved)
-    _write_json(run_dir / "environment.json", environment_record(device, data.dataset.fingerprint))
-    if tracker:
-        tracker.start_run(
-            method.name,
-            {
-                "task": task.name,
-                "method": method.name,
-                "seeds": seeds,
-                "strategy": method.strategy,
-                **cfg.to_dict(),
-            },
-            {"artbench.run_id": run_id, "artbench.task": task.name, "artbench.method": method.name},
-        )
+    try:
+        run_dir.mkdir(parents=True)
+    except OSError as exc:
+        raise ArtbenchError(f"cannot create the run folder {str(run_dir)!r} ({exc}); pass a writable --out") from None
     completed: list[int] = []
     flat_per_seed: list[dict[str, float]] = []
     status, ended = "incomplete", "KILLED"
@@ -205,8 +199,32 @@ def run(
         )
         return summary
 
-    write_summary()
+    # From here on the run folder exists: whatever stops the run, it ends with a summary marked incomplete.
     try:
+        write_summary()
+        resolved = {
+            "task": task.name,
+            "method": method.name,
+            "strategy": method.strategy,
+            "seeds": seeds,
+            "split": vars(task.split),
+            "config": cfg.to_dict(),
+            "task_file": task.source,
+        }
+        _write_json(run_dir / "config.json", resolved)
+        _write_json(run_dir / "environment.json", environment_record(device, data.dataset.fingerprint))
+        if tracker:
+            tracker.start_run(
+                method.name,
+                {
+                    "task": task.name,
+                    "method": method.name,
+                    "seeds": seeds,
+                    "strategy": method.strategy,
+                    **cfg.to_dict(),
+                },
+                {"artbench.run_id": run_id, "artbench.task": task.name, "artbench.method": method.name},
+            )
         for seed in range(1, seeds + 1):
             if tracker:
                 tracker.start_seed(seed, {"artbench.run_id": run_id})
@@ -224,7 +242,7 @@ def run(
                     m["confusion_matrix"]["matrix"],
                     m["confusion_matrix"]["labels"],
                     f"{task.name} · {method.name} · seed {seed} · {name}",
-                    tmp_dir / f"confusion-{name}.png",
+                    tmp_dir / f"confusion-{safe_file_name(name)}.png",
                 )
             os.replace(tmp_dir, seed_dir)
             flat = flatten_metrics(metrics)
@@ -253,8 +271,13 @@ def run(
         summary = write_summary()
         if tracker:
             means = {f"{k}.mean": v["mean"] for k, v in summary.items() if v["mean"] is not None}
-            files = [run_dir / "config.json", run_dir / "environment.json", run_dir / "summary.json"]
-            tracker.end_run(means, files, "FINISHED" if status == "complete" else ended, status)
+            files = [p for p in (run_dir / "config.json", run_dir / "environment.json") if p.is_file()]
+            try:
+                tracker.end_run(
+                    means, [*files, run_dir / "summary.json"], "FINISHED" if status == "complete" else ended, status
+                )
+            except KeyboardInterrupt:  # a second Ctrl-C while MLflow closes the run: the disk is complete
+                raise RunInterrupted(run_dir, list(completed)) from None
     return RunOutcome(run_dir, status, completed, summary, [t.name for t in data.targets])
 
 

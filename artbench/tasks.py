@@ -7,6 +7,7 @@ bundled in the wheel; a path to a ``.toml`` file is accepted too.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ SPLIT_PROTOCOLS = ("grouped", "official")
 _TASK_KEYS = {"name", "description", "dataset", "dataset_options", "targets", "split", "metrics", "defaults"}
 _TARGET_KEYS = {"name", "kind", "classes", "background"}
 _SPLIT_KEYS = {"protocol", "fractions", "seed"}
+TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 PATH_OPTIONS = ("path", "root", "image_root")
 """``[dataset_options]`` keys holding paths (also any key ending in ``_path``, ``_dir`` or ``_root``)."""
 
@@ -75,6 +77,16 @@ def _str_list(value: Any, where: str) -> tuple[str, ...]:
     return tuple(_expect(v, str, f"{where}[]") for v in value)
 
 
+def _task_name(value: Any, source: str) -> str:
+    """A task name becomes a folder under ``--out`` and an MLflow experiment: letters, digits, ``.``, ``_``, ``-``."""
+    name = _expect(value, str, f"{source}: name")
+    if not TASK_NAME.fullmatch(name):
+        raise ArtbenchError(
+            f"{source}: name {name!r} must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
 def parse_task(data: dict[str, Any], source: str) -> TaskSpec:
     """Validate a task's TOML content; errors name ``source`` and the offending key."""
     _unknown_keys(data, _TASK_KEYS, source)
@@ -101,6 +113,8 @@ def parse_task(data: dict[str, Any], source: str) -> TaskSpec:
         )
     if not targets:
         raise ArtbenchError(f"{source}: a task needs at least one target")
+    if "overall" in [t.name for t in targets]:
+        raise ArtbenchError(f"{source}: 'overall' is reserved for the mean over targets; rename that target")
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
         raise ArtbenchError(f"{source}: duplicate target names in {names}")
@@ -118,11 +132,13 @@ def parse_task(data: dict[str, Any], source: str) -> TaskSpec:
             f"{source}: split.fractions must be three positive numbers summing to 1, got {list(fractions)}"
         )
     metrics = _str_list(data.get("metrics", list(TaskSpec.metrics)), f"{source}: metrics")
+    if not metrics:
+        raise ArtbenchError(f"{source}: metrics is empty; name at least one of {', '.join(METRIC_NAMES)}")
     unknown = [m for m in metrics if m not in METRIC_NAMES]
     if unknown:
         raise ArtbenchError(f"{source}: unknown metric(s) {unknown}; valid: {', '.join(METRIC_NAMES)}")
     return TaskSpec(
-        name=_expect(data["name"], str, f"{source}: name"),
+        name=_task_name(data["name"], source),
         dataset=_expect(data["dataset"], str, f"{source}: dataset"),
         targets=tuple(targets),
         description=_expect(data.get("description", ""), str, f"{source}: description"),
@@ -159,11 +175,20 @@ def read_task_file(path: Path) -> TaskSpec:
     return replace(task, dataset_options=options)
 
 
+def _named_task(path: Path) -> TaskSpec:
+    """A task in a task folder: looked up by file name, so its ``name`` must be the file name."""
+    task = read_task_file(path)
+    if task.name != path.stem:
+        raise ArtbenchError(f"{path}: name {task.name!r} differs from the file name; rename one to match the other")
+    return task
+
+
 def list_tasks() -> list[TaskSpec]:
     found: dict[str, TaskSpec] = {}
     for d in task_dirs():
         for path in sorted(d.glob("*.toml")):
-            found.setdefault(path.stem, read_task_file(path))
+            if path.stem not in found:
+                found[path.stem] = _named_task(path)
     return [found[k] for k in sorted(found)]
 
 
@@ -177,6 +202,6 @@ def load_task(name_or_path: str) -> TaskSpec:
     for d in task_dirs():
         path = d / f"{name_or_path}.toml"
         if path.is_file():
-            return read_task_file(path)
+            return _named_task(path)
     names = sorted({p.stem for d in task_dirs() for p in d.glob("*.toml")})
     raise ArtbenchError(f"unknown task {name_or_path!r}; valid choices: {', '.join(names)}")

@@ -151,7 +151,7 @@ def collection(tmp_path: Path) -> Path:
 def _csv_task(folder: Path, extra_target: str = "", background: str = "") -> Path:
     """A task over ``collection.csv`` (a path relative to the task file) with target `colour` [+ extra_target]."""
     extra = f'[[targets]]\nname = "{extra_target}"\n{background}' if extra_target else ""
-    task = folder / f"task-{extra_target or 'colour'}.toml"
+    task = folder / "task.toml"
     task.write_text(
         'name = "mine"\ndataset = "csv"\n[dataset_options]\npath = "collection.csv"\ngroup_col = "object"\n'
         f'[[targets]]\nname = "colour"\n{extra}'
@@ -273,3 +273,131 @@ def test_ctrl_c_before_training_says_nothing_was_written(tiny_task: Path, tmp_pa
     code, _, err = run_quick(capsys, tiny_task, "mtl", tmp_path / "out")
     assert code == 130 and "before training started; no run was written" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_bench_batch_larger_than_the_train_split(tiny_task: Path, capsys) -> None:
+    args = ["bench", "--task", str(tiny_task), "--device", "cpu", "--batch-size", "1000", "--image-size", "32"]
+    code, _, err = run_cli(capsys, *args)
+    assert_one_line_error(code, err, "--batch-size 1000 is larger than the")
+
+
+def test_ctrl_c_while_mlflow_starts_the_run_leaves_a_summary(
+    tiny_task: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from artbench.tracking.mlflow_tracker import MlflowTracker
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MlflowTracker, "start_run", interrupted)
+    code, _, err = run_quick(capsys, tiny_task, "mtl", tmp_path)
+    assert code == 130 and "0 finished seed(s) saved in" in err
+    (run_dir,) = (tmp_path / "tiny-synth" / "mtl").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "incomplete" and summary["seeds_completed"] == []
+
+
+def test_concurrent_cache_preparation(tmp_path: Path, monkeypatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from artbench.data.cache import prepare_cache
+    from artbench.data.dataset import silknow_synth_dataset
+
+    monkeypatch.setenv("ARTBENCH_DATA", str(tmp_path))
+    dataset = silknow_synth_dataset(num_images=80, image_size=16)
+    with ThreadPoolExecutor(3) as pool:
+        caches = list(pool.map(lambda _: prepare_cache(dataset, 24, colour_grid=4, workers=1), range(3)))
+    for cache in caches[1:]:
+        np.testing.assert_array_equal(cache.images, caches[0].images)
+        np.testing.assert_array_equal(cache.colour, caches[0].colour)
+    assert not list((tmp_path / "cache").rglob("*.tmp.npy"))
+
+
+def test_odd_target_and_class_names_are_saved(collection: Path, tmp_path: Path, capsys) -> None:
+    table = pd.read_csv(collection)
+    table["place/origin"] = np.where(np.arange(len(table)) % 2, "$\\alpha_$", "日本 (Kyoto)")
+    table.to_csv(collection, index=False)
+    task = _csv_task(collection.parent, "place/origin")
+    code, _, err = run_quick(capsys, task, "mtl", tmp_path / "out", "--tracking-uri", "none")
+    assert code == 0, err
+    (seed_dir,) = (tmp_path / "out" / "mine" / "mtl").glob("*/seed-1")
+    assert (seed_dir / "confusion-place_origin.png").is_file()
+    assert "Glyph" not in err
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (('name = "material"', 'name = "overall"'), "'overall' is reserved"),
+        (('name = "tiny-synth"', 'name = "../escape"'), "name '../escape' must be 1-100 letters"),
+        (('name = "tiny-synth"', 'name = ""'), "name '' must be"),
+        (('dataset = "silknow-synth"', 'dataset = "silknow-synth"\nmetrics = []'), "metrics is empty"),
+    ],
+)
+def test_task_names_that_would_break_paths_or_results(
+    edit: tuple[str, str], message: str, tiny_task: Path, tmp_path: Path, capsys
+) -> None:
+    task = tmp_path / "edited.toml"
+    task.write_text(tiny_task.read_text().replace(*edit, 1))
+    code, _, err = run_quick(capsys, task, "mtl", tmp_path / "out")
+    assert_one_line_error(code, err, message)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escape").exists()
+
+
+def test_a_task_found_by_name_must_be_named_like_its_file(tiny_task: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "other.toml").write_text(tiny_task.read_text())  # name = "tiny-synth"
+    monkeypatch.setenv("ARTBENCH_TASKS", str(tmp_path / "tasks"))
+    for args in (["tasks", "list"], ["run", "other", "mtl"]):
+        code, _, err = run_cli(capsys, *args)
+        assert_one_line_error(code, err, "name 'tiny-synth' differs from the file name")
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [("lr=inf", "lr=inf: must be a finite number"), ("image_size=100000", "image_size=100000: must be in [8, 2048]")],
+)
+def test_config_values_out_of_range(setting: str, message: str, tiny_task: Path, tmp_path: Path, capsys) -> None:
+    code, _, err = run_quick(capsys, tiny_task, "mtl", tmp_path / "out", "--set", setting)
+    assert_one_line_error(code, err, message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_data_home_that_is_a_file(tiny_task: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    (tmp_path / "datafile").write_text("x")
+    monkeypatch.setenv("ARTBENCH_DATA", str(tmp_path / "datafile"))
+    code, _, err = run_cli(capsys, "datasets", "stats", str(tiny_task))
+    assert_one_line_error(code, err, "is a file; point ARTBENCH_DATA at a folder")
+
+
+def test_an_image_too_large_to_decode(collection: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    from PIL import Image as PILImage
+
+    monkeypatch.setenv("ARTBENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)  # 16 x 16 > 2 x 100: PIL's bomb limit
+    code, _, err = run_quick(capsys, _csv_task(collection.parent), "mtl", tmp_path / "out")
+    assert_one_line_error(code, err, "is too large to decode safely")
+
+
+def test_tracking_uri_that_is_a_plain_path(tiny_task: Path, tmp_path: Path, capsys) -> None:
+    code, _, err = run_quick(capsys, tiny_task, "mtl", tmp_path / "out", "--tracking-uri", "./mlruns")
+    assert_one_line_error(code, err, "is a plain path; MLflow 3 wants a database such as sqlite:///")
+
+
+def test_ui_port_checks(tiny_task: Path, tmp_path: Path, capsys) -> None:
+    code, _, err = run_cli(capsys, "ui", "--port", "99999")
+    assert_one_line_error(code, err, "Invalid value for '--port'")
+    (tmp_path / "mlflow.db").write_bytes(b"")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        code, _, err = run_cli(capsys, "ui", "--out", str(tmp_path), "--port", port)
+    assert_one_line_error(code, err, f"cannot listen on 127.0.0.1:{port}")
+
+
+@pytest.mark.usefixtures("_restore_registries")
+def test_a_plugin_that_exits(tmp_path: Path, capsys) -> None:
+    (tmp_path / "quits.py").write_text("import sys\nsys.exit(3)\n")
+    code, _, err = run_cli(capsys, "methods", "list", "--plugin", str(tmp_path / "quits.py"))
+    assert_one_line_error(code, err, "quits.py:2: SystemExit: 3")

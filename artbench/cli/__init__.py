@@ -27,8 +27,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ArtbenchError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
-    except typer.Abort:
-        console.print("[yellow]aborted[/]")
+    except (typer.Abort, KeyboardInterrupt):
+        console.print("[yellow]interrupted[/]")
         sys.exit(130)
     except typer.TyperException as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -229,7 +230,8 @@ def _stats_source(
             raise ArtbenchError("a CSV source needs --targets a,b,c naming its target columns")
         table = read_csv_table(source, image_col=image_col, group_col=group_col, targets=_split_names(targets))
     elif source in DATASETS:
-        table = build_dataset(source, {}, f"dataset {source!r} (for a CSV file pass its path instead)").table
+        hint = " (for a CSV file pass its path instead)" if source == "csv" else ""
+        table = build_dataset(source, {}, f"dataset {source!r}{hint}").table
     else:
         raise ArtbenchError(
             f"{source!r} is neither a task, a dataset ({', '.join(DATASETS.names())}) nor an existing CSV file"
@@ -359,7 +361,7 @@ def bench(
 @app.command(epilog="Examples:\n\n  artbench ui\n\n  artbench ui --out runs --port 5001")
 def ui(
     out_dir: OutOpt = Path("artbench-out"),
-    port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the MLflow UI.")] = 5000,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
 ) -> None:
     """Open the MLflow UI on the runs stored in --out."""
@@ -369,22 +371,18 @@ def ui(
     if not store.is_file():
         raise ArtbenchError(f"no MLflow store at {store}; run `artbench run ...` first or pass --out")
     uri = default_tracking_uri(out_dir)
-    err_console.print(f"MLflow UI on http://{host}:{port} for {uri} (Ctrl-C to stop)")
     try:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "ui",
-                "--backend-store-uri",
-                uri,
-                "--host",
-                host,
-                "--port",
-                str(port),
-            ],
-            check=False,
-        )
+        with socket.create_server((host, port)):
+            pass  # free: MLflow binds it next
+    except OSError as exc:
+        raise ArtbenchError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); pass another --port or --host"
+        ) from None
+    err_console.print(f"MLflow UI on http://{host}:{port} for {uri} (Ctrl-C to stop)", soft_wrap=True)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    try:
+        returncode = subprocess.run(command, check=False).returncode
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
+    if returncode:
+        raise ArtbenchError(f"the MLflow UI stopped with exit code {returncode} (its messages are above)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,11 @@ def _decode(path: str, size: int, colour: bool) -> tuple[np.ndarray, np.ndarray 
             rgb = img.convert("RGB")
     except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
         raise ArtbenchError(f"cannot read image {path!r}: {exc}") from None
+    except Image.DecompressionBombError as exc:
+        raise ArtbenchError(
+            f"image {path!r} is too large to decode safely ({exc}); downscale it, or raise PIL's limit in a plugin "
+            "(PIL.Image.MAX_IMAGE_PIXELS)"
+        ) from None
     w, h = rgb.size
     scale = size / min(w, h)
     resized = rgb.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
@@ -62,6 +68,29 @@ def _cache_dir(dataset: Dataset, size: int) -> Path:
     return data_home() / "cache" / dataset.name / f"{dataset.fingerprint}-{size}px"
 
 
+def _decode_all(
+    dataset: Dataset, image_file: Path, image_size: int, colour_grid: int | None, workers: int | None
+) -> np.ndarray | None:
+    """Decode every image into the memory-mapped ``image_file``; return the colour features when asked for."""
+    n = len(dataset.table)
+    images = np.lib.format.open_memmap(image_file, "w+", np.uint8, (n, image_size, image_size, 3))
+    colours = np.zeros((n, colour_grid**2), np.float32) if colour_grid else None
+    paths = dataset.table["image"].tolist()
+    chunk = 256
+    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool, progress_bar() as bar:
+        task = bar.add_task(f"preparing {dataset.name} at {image_size}px", total=n)
+        for start in range(0, n, chunk):
+            batch = list(pool.map(lambda p: _decode(p, image_size, colours is not None), paths[start : start + chunk]))
+            images[start : start + len(batch)] = np.stack([b[0] for b in batch])
+            if colours is not None:
+                full = torch.from_numpy(np.stack([b[1] for b in batch]))
+                colours[start : start + len(batch)] = colour_features(full, grid=colour_grid).numpy()
+            bar.advance(task, len(batch))
+    images.flush()
+    del images
+    return colours
+
+
 def prepare_cache(
     dataset: Dataset, image_size: int, *, colour_grid: int | None = None, workers: int | None = None
 ) -> ImageCache:
@@ -75,28 +104,19 @@ def prepare_cache(
     need_colour = colour_file is not None and not colour_file.exists()
     if need_images or need_colour:
         require_images(dataset)
-        images = np.lib.format.open_memmap(folder / "images.tmp.npy", "w+", np.uint8, (n, image_size, image_size, 3))
-        colours = np.zeros((n, colour_grid**2), np.float32) if need_colour else None
-        paths = dataset.table["image"].tolist()
-        chunk = 256
-        with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool, progress_bar() as bar:
-            task = bar.add_task(f"preparing {dataset.name} at {image_size}px", total=n)
-            for start in range(0, n, chunk):
-                batch = list(pool.map(lambda p: _decode(p, image_size, need_colour), paths[start : start + chunk]))
-                images[start : start + len(batch)] = np.stack([b[0] for b in batch])
-                if colours is not None:
-                    full = torch.from_numpy(np.stack([b[1] for b in batch]))
-                    colours[start : start + len(batch)] = colour_features(full, grid=colour_grid).numpy()
-                bar.advance(task, len(batch))
-        images.flush()
-        del images
-        if need_images:
-            os.replace(folder / "images.tmp.npy", image_file)
-        else:
-            os.remove(folder / "images.tmp.npy")
-        if colours is not None:
-            np.save(folder / "colour.tmp.npy", colours)
-            os.replace(folder / "colour.tmp.npy", colour_file)
+        # Per-process temporary names: concurrent runs preparing the same cache never write one file together.
+        token = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        image_tmp, colour_tmp = folder / f"images.{token}.tmp.npy", folder / f"colour.{token}.tmp.npy"
+        try:
+            colours = _decode_all(dataset, image_tmp, image_size, colour_grid if need_colour else None, workers)
+            if need_images:
+                os.replace(image_tmp, image_file)
+            if colours is not None:
+                np.save(colour_tmp, colours)
+                os.replace(colour_tmp, colour_file)
+        finally:
+            image_tmp.unlink(missing_ok=True)
+            colour_tmp.unlink(missing_ok=True)
         meta = {
             "dataset": dataset.name,
             "fingerprint": dataset.fingerprint,

@@ -132,7 +132,10 @@ def csv_dataset(
 
 def data_home() -> Path:
     """Where generated and downloaded datasets and prepared caches live (``$ARTBENCH_DATA``)."""
-    return Path(os.environ.get("ARTBENCH_DATA", Path.home() / ".cache" / "artbench"))
+    home = Path(os.environ.get("ARTBENCH_DATA", Path.home() / ".cache" / "artbench"))
+    if home.exists() and not home.is_dir():
+        raise ArtbenchError(f"the data home {str(home)!r} is a file; point ARTBENCH_DATA at a folder")
+    return home
 
 
 @register_dataset("silknow-synth")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -12,7 +13,17 @@ import numpy as np
 
 
 def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path: Path) -> Path:
-    """Save a row-normalised confusion matrix (recall per true class) with counts as PNG."""
+    """Save a row-normalised confusion matrix (recall per true class) with counts as PNG.
+
+    Labels are plain text (a class called ``$x$`` is not maths) and a glyph missing from the font is drawn as a
+    box without a warning per character.
+    """
+    with plt.rc_context({"text.parse_math": False}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from")
+        return _plot_confusion(matrix, labels, title, path)
+
+
+def _plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path: Path) -> Path:
     cm = np.asarray(matrix, dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)

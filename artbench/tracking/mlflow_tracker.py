@@ -43,8 +43,15 @@ def probe_tracking_uri(uri: str, timeout: float = 10.0) -> None:
     """Fail fast when nothing answers at an HTTP tracking URI (MLflow itself would retry for minutes).
 
     Any HTTP answer, even an error status from a proxy, counts as reachable; MLflow's own check follows when the
-    tracker is made. Other URIs (local stores) are not touched. Sets :data:`HTTP_DEFAULTS` unless already set.
+    tracker is made. A plain path (MLflow 3's deprecated file store) is refused with the URI to use instead;
+    other URIs (local databases) are not touched. Sets :data:`HTTP_DEFAULTS` unless already set.
     """
+    if "://" not in uri and not uri.startswith("databricks"):
+        store = Path(uri).absolute() / "mlflow.db"
+        raise ArtbenchError(
+            f"tracking URI {uri!r} is a plain path; MLflow 3 wants a database such as sqlite:///{store} "
+            "or a server URL such as http://127.0.0.1:5000"
+        )
     if not uri.startswith(("http:", "https:")):
         return
     for name, value in HTTP_DEFAULTS.items():
