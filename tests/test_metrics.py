@@ -53,3 +53,10 @@ def test_run_level_and_summary() -> None:
     assert s["k"]["mean"] == pytest.approx(7 / 3)
     assert s["k"]["std"] == pytest.approx(np.std([1, 2, 4], ddof=1))
     assert summarise([{"k": 0.5}])["k"]["std"] is None  # undefined for one seed, not 0
+
+
+def test_mlflow_metric_keys_stay_unique() -> None:
+    from artbench.tracking.mlflow_tracker import unique_metric_keys
+
+    keys = unique_metric_keys(["p.class.日本 (Kyoto).f1", "p.class.日本 [Kyoto].f1", "overall.f1_macro"])
+    assert list(keys.values()) == ["p.class.日本 _Kyoto_.f1", "p.class.日本 _Kyoto_.f1-2", "overall.f1_macro"]

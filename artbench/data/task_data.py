@@ -76,9 +76,11 @@ def prepare_task(task: TaskSpec, image_size: int, colour_grid: int | None = None
         split = grouped_split(dataset.table["group"].to_numpy(), labels, task.split.fractions, task.split.seed)
     empty = [name for name in ("train", "val", "test") if not (split == name).any()]
     if empty:
+        groups = dataset.table["group"].nunique()
         raise ArtbenchError(
-            f"task {task.name!r}: the {'/'.join(empty)} split is empty ({len(split)} samples); "
-            "check the dataset's split column or the split fractions"
+            f"task {task.name!r}: the {'/'.join(empty)} split is empty ({len(split)} samples in {groups} groups); "
+            "a split needs whole groups, so check the dataset's size, its group and split columns, "
+            "or the split fractions"
         )
     train = split == "train"
     unlabelled = [

@@ -34,6 +34,21 @@ def metric_key(*parts: str) -> str:
     return ".".join(_KEY_CHARS.sub("_", p) for p in parts)[:250]
 
 
+def unique_metric_keys(names: list[str]) -> dict[str, str]:
+    """:func:`metric_key` of each name, with ``-2``, ``-3``, ... added where two names would share a key
+    (classes ``日本 (Kyoto)`` and ``日本 [Kyoto]`` both become ``日本 _Kyoto_``)."""
+    keys: dict[str, str] = {}
+    used: set[str] = set()
+    for name in names:
+        key, n = metric_key(name), 1
+        while key in used:
+            n += 1
+            key = f"{metric_key(name)[:240]}-{n}"
+        keys[name] = key
+        used.add(key)
+    return keys
+
+
 def default_tracking_uri(out_dir: Path) -> str:
     """SQLite store inside the output folder (MLflow 3's file store is deprecated)."""
     return f"sqlite:///{(out_dir / 'mlflow.db').resolve()}"
@@ -171,6 +186,7 @@ class MlflowTracker:
 
     def _log_metrics(self, run_id: str | None, metrics: Mapping[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
-        items = [self._Metric(metric_key(k), float(v), now, step) for k, v in metrics.items() if v == v]
+        keys = unique_metric_keys(list(metrics))
+        items = [self._Metric(keys[k], float(v), now, step) for k, v in metrics.items() if v == v]
         for chunk in _chunks(items, MAX_METRICS):
             self.client.log_batch(run_id, metrics=chunk)
