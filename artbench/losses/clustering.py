@@ -97,8 +97,11 @@ def colour_similarity_loss(features: torch.Tensor, colour_features: torch.Tensor
     norm = centred.norm(dim=1, keepdim=True)
     unit = torch.where(norm > 0, centred / norm.clamp(min=_EPS), 0.0)
     rho = (unit @ unit.T).clamp(-1.0, 1.0)
-    i, o = torch.triu_indices(n, n, offset=1, device=features.device)
-    return (_distance(features[i], features[o]) - (1.0 - rho[i, o])).abs().mean()
+    # Pairs by broadcasting and a mask, not by gathering features[i], features[o]: the backward of a gather
+    # with repeated indices accumulates in a thread-dependent order on CPU, which made runs unrepeatable.
+    dist = _distance(features.unsqueeze(1), features.unsqueeze(0))
+    upper = torch.ones(n, n, dtype=torch.bool, device=features.device).triu(1)
+    return torch.where(upper, (dist - (1.0 - rho)).abs(), 0.0).sum() / (n * (n - 1) // 2)
 
 
 def self_similarity_loss(features: torch.Tensor, features_augmented: torch.Tensor) -> torch.Tensor:
