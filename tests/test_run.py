@@ -95,12 +95,15 @@ def test_mlflow_parent_and_nested_seed_runs(mtl_run) -> None:
     assert {"predictions.csv", "metrics.json", "confusion-place.png"} <= artifacts
 
 
-def test_cpu_runs_are_repeatable(tiny_task: Path, tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("method", ["mtl", "mtl_fo_rall"])
+def test_cpu_runs_are_repeatable(method: str, tiny_task: Path, tmp_path: Path, capsys) -> None:
     for _ in range(2):
-        code, out, _ = run_quick(capsys, tiny_task, "mtl", tmp_path, "--tracking-uri", "none")
+        code, out, _ = run_quick(capsys, tiny_task, method, tmp_path, "--tracking-uri", "none")
         assert code == 0 and "overall" in out
-    first, second = (json.loads((d / "seed-1" / "metrics.json").read_text()) for d in _run_dirs(tmp_path, "mtl"))
-    assert first["targets"] == second["targets"]
+    first, second = _run_dirs(tmp_path, method)
+    metrics = [json.loads((d / "seed-1" / "metrics.json").read_text())["targets"] for d in (first, second)]
+    assert metrics[0] == metrics[1]
+    assert (first / "seed-1" / "predictions.csv").read_bytes() == (second / "seed-1" / "predictions.csv").read_bytes()
 
 
 @pytest.mark.parametrize(("crash", "mlflow_status"), [(KeyboardInterrupt, "KILLED"), (RuntimeError, "FAILED")])
