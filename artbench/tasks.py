@@ -183,12 +183,20 @@ def _named_task(path: Path) -> TaskSpec:
     return task
 
 
-def list_tasks() -> list[TaskSpec]:
+def list_tasks(problems: list[str] | None = None) -> list[TaskSpec]:
+    """Every task in the task folders, by name. With ``problems``, a broken task file is skipped and its error
+    appended there instead of raised."""
     found: dict[str, TaskSpec] = {}
     for d in task_dirs():
         for path in sorted(d.glob("*.toml")):
-            if path.stem not in found:
+            if path.stem in found:
+                continue
+            try:
                 found[path.stem] = _named_task(path)
+            except ArtbenchError as exc:
+                if problems is None:
+                    raise
+                problems.append(str(exc))
     return [found[k] for k in sorted(found)]
 
 

@@ -348,9 +348,10 @@ def test_a_task_found_by_name_must_be_named_like_its_file(tiny_task: Path, tmp_p
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "other.toml").write_text(tiny_task.read_text())  # name = "tiny-synth"
     monkeypatch.setenv("ARTBENCH_TASKS", str(tmp_path / "tasks"))
-    for args in (["tasks", "list"], ["run", "other", "mtl"]):
-        code, _, err = run_cli(capsys, *args)
-        assert_one_line_error(code, err, "name 'tiny-synth' differs from the file name")
+    code, _, err = run_cli(capsys, "run", "other", "mtl")
+    assert_one_line_error(code, err, "name 'tiny-synth' differs from the file name")
+    code, out, err = run_cli(capsys, "tasks", "list")  # the other tasks are still listed
+    assert code == 0 and "silknow-synth" in out and "warning: skipped" in err and "differs from the file" in err
 
 
 @pytest.mark.parametrize(
@@ -401,3 +402,16 @@ def test_a_plugin_that_exits(tmp_path: Path, capsys) -> None:
     (tmp_path / "quits.py").write_text("import sys\nsys.exit(3)\n")
     code, _, err = run_cli(capsys, "methods", "list", "--plugin", str(tmp_path / "quits.py"))
     assert_one_line_error(code, err, "quits.py:2: SystemExit: 3")
+
+
+@pytest.mark.usefixtures("_restore_registries")
+def test_a_dataset_too_big_for_memory() -> None:
+    from artbench.data.task_data import build_dataset
+    from artbench.errors import ArtbenchError
+
+    def huge(num_images: int = 1) -> None:
+        raise MemoryError
+
+    DATASETS.register("huge", huge)
+    with pytest.raises(ArtbenchError, match=r"task 'x': not enough memory to build dataset 'huge'"):
+        build_dataset("huge", {"num_images": 10**10}, "task 'x'")

@@ -140,9 +140,12 @@ def tasks_list(plugin: PluginOpt = None) -> None:
     table = Table(title="tasks")
     for col in ("name", "dataset", "targets", "split", "description"):
         table.add_column(col)
-    for t in list_tasks():
+    problems: list[str] = []
+    for t in list_tasks(problems):
         table.add_row(t.name, t.dataset, ", ".join(t.target_names), t.split.protocol, t.description)
     out.print(table)
+    for problem in problems:
+        err_console.print(f"[yellow]warning:[/] skipped {escape(problem)}", soft_wrap=True)
 
 
 @methods_app.command(

@@ -51,6 +51,8 @@ def build_dataset(name: str, options: dict[str, Any], where: str) -> Dataset:
         return builder(**options)
     except (TypeError, ValueError) as exc:
         raise ArtbenchError(f"{where}: dataset {name!r} rejects dataset_options {options}: {exc}") from None
+    except MemoryError:
+        raise ArtbenchError(f"{where}: not enough memory to build dataset {name!r} with {options}") from None
 
 
 def load_dataset(task: TaskSpec) -> Dataset:
