@@ -113,9 +113,9 @@ def parse_task(data: dict[str, Any], source: str) -> TaskSpec:
         )
     if not targets:
         raise ArtbenchError(f"{source}: a task needs at least one target")
-    if "overall" in [t.name for t in targets]:
-        raise ArtbenchError(f"{source}: 'overall' is reserved for the mean over targets; rename that target")
     names = [t.name for t in targets]
+    if "overall" in names:
+        raise ArtbenchError(f"{source}: 'overall' is reserved for the mean over targets; rename that target")
     if len(set(names)) != len(names):
         raise ArtbenchError(f"{source}: duplicate target names in {names}")
     split_raw = _expect(data.get("split", {}), dict, f"{source}: split")
@@ -159,6 +159,11 @@ def task_dirs() -> list[Path]:
     if env := os.environ.get("ARTBENCH_TASKS"):
         dirs.insert(0, Path(env))
     return [d for d in dirs if d.is_dir()]
+
+
+def task_names() -> list[str]:
+    """Names that :func:`load_task` finds: the ``.toml`` file names in the task folders."""
+    return sorted({p.stem for d in task_dirs() for p in d.glob("*.toml")})
 
 
 def _is_path_option(key: str) -> bool:
@@ -211,5 +216,4 @@ def load_task(name_or_path: str) -> TaskSpec:
         path = d / f"{name_or_path}.toml"
         if path.is_file():
             return _named_task(path)
-    names = sorted({p.stem for d in task_dirs() for p in d.glob("*.toml")})
-    raise ArtbenchError(f"unknown task {name_or_path!r}; valid choices: {', '.join(names)}")
+    raise ArtbenchError(f"unknown task {name_or_path!r}; valid choices: {', '.join(task_names())}")

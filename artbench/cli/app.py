@@ -47,7 +47,7 @@ OutOpt = Annotated[Path, typer.Option("--out", help="Output folder for runs and 
 
 
 def _load_plugins(plugins: list[str] | None) -> None:
-    for module in dict.fromkeys(plugins or []):  # the same plugin given twice loads once
+    for module in plugins or []:
         load_plugin(module)
 
 
@@ -216,9 +216,9 @@ def _stats_source(
     from artbench.data.dataset import DATASETS, RESERVED_COLUMNS, read_csv_table
     from artbench.data.targets import TargetSpec
     from artbench.data.task_data import build_dataset, load_dataset, resolve_targets
-    from artbench.tasks import load_task, task_dirs
+    from artbench.tasks import load_task, task_names
 
-    is_task = source.endswith(".toml") or any(p.stem == source for d in task_dirs() for p in d.glob("*.toml"))
+    is_task = source.endswith(".toml") or source in task_names()
     is_csv = not is_task and (source.endswith(".csv") or Path(source).is_file())
     if not is_csv and (image_col != "image" or group_col is not None):
         raise ArtbenchError("--image-col and --group-col apply to a CSV source only; a task or dataset names its own")

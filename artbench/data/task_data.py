@@ -37,9 +37,10 @@ class PreparedTask:
 def build_dataset(name: str, options: dict[str, Any], where: str) -> Dataset:
     """Build registered dataset ``name`` from ``options``; unfit options are a user error naming ``where``."""
     builder = DATASETS.get(name)
-    allowed = inspect.signature(builder).parameters
+    signature = inspect.signature(builder)
+    allowed = signature.parameters
     try:
-        inspect.signature(builder).bind(**options)
+        signature.bind(**options)
     except TypeError:
         required = [n for n, p in allowed.items() if p.default is inspect.Parameter.empty]
         needs = f" and needs {', '.join(required)}" if required else ""

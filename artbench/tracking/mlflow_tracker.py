@@ -59,7 +59,7 @@ def probe_tracking_uri(uri: str, timeout: float = 10.0) -> None:
 
     Any HTTP answer, even an error status from a proxy, counts as reachable; MLflow's own check follows when the
     tracker is made. A plain path (MLflow 3's deprecated file store) is refused with the URI to use instead;
-    other URIs (local databases) are not touched. Sets :data:`HTTP_DEFAULTS` unless already set.
+    other URIs (local databases) are not touched. Call it before slow work; :class:`MlflowTracker` does not.
     """
     if "://" not in uri and not uri.startswith("databricks"):
         store = Path(uri).absolute() / "mlflow.db"
@@ -69,8 +69,6 @@ def probe_tracking_uri(uri: str, timeout: float = 10.0) -> None:
         )
     if not uri.startswith(("http:", "https:")):
         return
-    for name, value in HTTP_DEFAULTS.items():
-        os.environ.setdefault(name, value)
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
             pass
@@ -103,7 +101,9 @@ class MlflowTracker:
         self._Metric, self._Param = Metric, Param
         self.tracking_uri = tracking_uri
         server = tracking_uri.startswith(("http:", "https:"))
-        probe_tracking_uri(tracking_uri)
+        if server:
+            for name, value in HTTP_DEFAULTS.items():
+                os.environ.setdefault(name, value)
         try:
             self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
             found = self.client.get_experiment_by_name(experiment)
