@@ -1,18 +1,16 @@
-"""``artbench run``: one method on one task over N seeds.
+"""``artbench run``: one method on one task over N seeds. The runner orchestrates; the method trains.
 
-The split is fixed by the task (same for every seed); seed k seeds the model initialisation, batch order and
-augmentation. Each finished seed is written atomically to ``seed-<k>/`` and logged to MLflow before the next
-starts, so an interruption loses at most the seed in progress; ``summary.json`` then says ``incomplete``.
+The split is fixed by the task (same for every seed); seed k seeds the method. For each seed the method fits, its
+predictor scores the validation rows (multilabel decision thresholds are chosen there) and the test rows, and the
+test rows are evaluated with every metric that applies to each target's kind. Each finished seed is written
+atomically through the results store and logged to MLflow before the next starts, so an interruption loses at
+most the seed in progress; ``summary.json`` then says ``incomplete``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import os
 import re
-import secrets
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,104 +20,86 @@ import numpy as np
 import pandas as pd
 import torch
 
-from artbench.config import RunConfig
-from artbench.data.task_data import PreparedTask, prepare_task
-from artbench.environment import environment_record
-from artbench.errors import ArtbenchError
+from artbench.core.device import seed_everything
+from artbench.core.errors import ArtbenchError
+from artbench.core.params import to_plain
+from artbench.core.progress import console
+from artbench.core.task import TaskSpec
+from artbench.data.task_data import TaskData, prepare_task
 from artbench.evaluation.aggregate import flatten_metrics, summarise
-from artbench.evaluation.metrics import run_level, target_metrics
+from artbench.evaluation.metrics import METRICS, choose_thresholds, evaluate_target, run_level
 from artbench.evaluation.plots import plot_confusion
-from artbench.methods.registry import MethodSpec
-from artbench.models.backbones import build_backbone
-from artbench.models.silknet import SilkNet
-from artbench.tasks import TaskSpec
-from artbench.tracking.mlflow_tracker import MlflowTracker, probe_tracking_uri
-from artbench.training.device import seed_everything
-from artbench.training.loop import fit, predict
+from artbench.methods import Method, MethodEntry, Predictions, RunContext
+from artbench.results.environment import environment_record
+from artbench.results.store import RunWriter
+from artbench.tracking.mlflow import MlflowTracker, probe_tracking_uri
 
 
-def new_run_id() -> str:
-    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-
-
-def build_model(cfg: RunConfig, num_outputs: Sequence[int], device: torch.device) -> SilkNet:
-    backbone = build_backbone(cfg.backbone, cfg.weights, cfg.finetune_blocks)
-    model = SilkNet(backbone, num_outputs, cfg.joint_layers, cfg.target_layers, cfg.dropout).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model
-
-
-def train_and_predict(
-    data: PreparedTask,
-    method: MethodSpec,
-    cfg: RunConfig,
-    device: torch.device,
-    seed: int,
-    on_epoch: Any = None,
-) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Train one seed with the method's strategy; return test-set class scores per target and fit info."""
-    train, val, test = data.index("train"), data.index("val"), data.index("test")
-    objective = method.objective(cfg)
-    groups = (
-        [list(range(len(data.targets)))] if method.strategy == "multitask" else [[m] for m in range(len(data.targets))]
+def resolve_method(
+    entry: MethodEntry,
+    task: TaskSpec,
+    config_layer: Mapping[str, Any] | None = None,
+    set_layer: Mapping[str, Any] | None = None,
+    config_source: str = "--config",
+) -> Method:
+    """The method's parameters, later layers winning: its family's defaults < the task's ``[defaults]`` (the keys
+    the family has) < the recipe's fixed values < ``--config`` < ``--set``."""
+    names = entry.parameter_names()
+    task_layer = entry.coerce({k: v for k, v in task.defaults.items() if k in names}, f"{task.source}: [defaults]")
+    return entry.build(
+        task_layer,
+        entry.fixed,
+        entry.coerce(config_layer or {}, config_source),
+        entry.coerce(set_layer or {}, "--set"),
     )
-    scores: list[np.ndarray] = [np.empty(0)] * len(data.targets)
-    info: dict[str, Any] = {"best_epoch": {}, "epochs": {}, "train_seconds": 0.0}
-    for members in groups:
-        seed_everything(seed)
-        labels = data.labels[:, members]
-        known = (labels >= 0).any(axis=1)
-        name = "+".join(data.targets[m].name for m in members) if len(members) == 1 else "all"
-        prefix = "" if method.strategy == "multitask" else f"{name}."
-        model = build_model(cfg, [data.targets[m].num_outputs for m in members], device)
-        result = fit(
-            model,
-            objective,
-            data.cache,
-            labels,
-            train[known[train]],
-            val[known[val]],
-            cfg,
-            device,
-            seed=seed,
-            description=f"seed {seed} · {name}",
-            on_epoch=(lambda e, r, p=prefix: on_epoch(e, {p + k: v for k, v in r.items()})) if on_epoch else None,
+
+
+def check_kinds(task: TaskSpec, entry: MethodEntry, method: Method) -> None:
+    """A method asked to learn a kind it does not support is an error before any work."""
+    unsupported = [f"{t.name} ({t.kind})" for t in task.targets if t.kind not in method.supports]
+    if unsupported:
+        raise ArtbenchError(
+            f"method {entry.name!r} cannot learn target(s) {', '.join(unsupported)}; it supports "
+            f"{', '.join(sorted(method.supports))}: pick another method or drop those targets"
         )
-        for m, s in zip(members, predict(model, data.cache, test, cfg, device), strict=True):
-            scores[m] = s
-        info["best_epoch"][name], info["epochs"][name] = result.best_epoch, result.epochs_run
-        info["train_seconds"] += result.seconds
-    return scores, info
 
 
-def evaluate_seed(data: PreparedTask, scores: list[np.ndarray]) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Metrics per target and overall, plus the predictions table, on the test split."""
-    test = data.index("test")
-    per_target, columns = {}, {"image": data.dataset.table["image"].to_numpy()[test]}
-    for m, spec in enumerate(data.targets):
-        y_true, y_pred = data.labels[test, m], scores[m].argmax(axis=1)
-        per_target[spec.name] = target_metrics(y_true, y_pred, spec, data.underrepresented[spec.name])
-        columns[f"{spec.name}.true"] = spec.decode(y_true)
-        columns[f"{spec.name}.pred"] = spec.decode(y_pred)
-    return {"targets": per_target, "overall": run_level(per_target)}, pd.DataFrame(columns)
+def safe_file_name(name: str) -> str:
+    """``name`` with every character other than letters, digits, ``.``, ``-`` and ``_`` replaced by ``_``."""
+    return re.sub(r"[^\w.-]", "_", name).lstrip(".") or "_"
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, allow_nan=False, default=str))
-    os.replace(tmp, path)
+def _decision_threshold(task: TaskSpec, thresholds: Mapping[str, float]) -> float:
+    """The threshold behind a multilabel target's predictions.csv: that of the task's first thresholded metric."""
+    for name in task.metrics:
+        if name in thresholds:
+            return thresholds[name]
+    return next(iter(thresholds.values()), 0.5)
 
 
-def _jsonable(obj: Any) -> Any:
-    """Replace NaN (undefined metrics) by None so that the JSON files stay standard."""
-    if isinstance(obj, float) and obj != obj:
-        return None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_jsonable(v) for v in obj]
-    return obj
+def evaluate_seed(
+    data: TaskData, val: Predictions, test: Predictions
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, np.ndarray]]:
+    """Metrics per target and overall, the predictions table and the scores, on the test rows."""
+    per_target: dict[str, Any] = {}
+    columns: dict[str, Any] = {"image": data.dataset.table["image"].to_numpy()[test.index]}
+    for spec, codes in zip(data.targets, data.labels, strict=True):
+        scores = test.scores[spec.name]
+        thresholds = choose_thresholds(spec, codes[val.index], val.scores[spec.name])
+        result = evaluate_target(
+            spec, codes[test.index], scores, underrepresented=data.underrepresented[spec.name], thresholds=thresholds
+        )
+        per_target[spec.name] = {"kind": spec.kind, "classes": list(spec.class_names), **result}
+        if spec.kind == "multiclass":
+            predicted = scores.argmax(axis=1)
+        elif spec.kind == "multilabel":
+            predicted = (scores >= _decision_threshold(data.task, thresholds)).astype(np.int8)
+        else:
+            predicted = scores
+        columns[f"{spec.name}.true"] = spec.decode(codes[test.index])
+        columns[f"{spec.name}.pred"] = spec.decode(predicted)
+    metrics = {"targets": per_target, "overall": run_level(per_target)}
+    return metrics, pd.DataFrame(columns), {name: test.scores[name] for name in test.scores}
 
 
 @dataclass
@@ -129,11 +109,6 @@ class RunOutcome:
     seeds_completed: list[int]
     summary: dict[str, dict[str, Any]]
     targets: list[str]
-
-
-def safe_file_name(name: str) -> str:
-    """``name`` with every character other than letters, digits, ``.``, ``-`` and ``_`` replaced by ``_``."""
-    return re.sub(r"[^\w.-]", "_", name).lstrip(".") or "_"
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -153,106 +128,114 @@ class RunInterrupted(KeyboardInterrupt):
         self.run_dir, self.seeds_completed = run_dir, seeds_completed
 
 
+def _warn_untested_classes(metrics: Mapping[str, Any], warned: set[str]) -> None:
+    """Warn once per target about classes that the macro averages leave out for lack of test samples."""
+    for name, m in metrics["targets"].items():
+        absent = m.get("classes_without_test_samples") or []
+        if absent and name not in warned:
+            warned.add(name)
+            shown = ", ".join(absent[:5]) + (" ..." if len(absent) > 5 else "")
+            console.print(
+                f"[yellow]warning:[/] target {name!r}: {len(absent)} class(es) have no test sample and are left out "
+                f"of its macro averages ({shown}); metrics.json lists them",
+                soft_wrap=True,
+            )
+
+
+def _plot_seed(metrics: Mapping[str, Any], title: str) -> Any:
+    def write(folder: Path) -> None:
+        for name, m in metrics["targets"].items():
+            if "confusion_matrix" in m:
+                cm = m["confusion_matrix"]
+                plot_confusion(
+                    cm["matrix"], cm["labels"], f"{title} · {name}", folder / f"confusion-{safe_file_name(name)}.png"
+                )
+
+    return write
+
+
 def run(
     task: TaskSpec,
-    method: MethodSpec,
-    cfg: RunConfig,
+    entry: MethodEntry,
+    method: Method,
     *,
     seeds: int,
     out_dir: Path,
     device: torch.device,
     tracking_uri: str | None,
+    amp: bool = True,
 ) -> RunOutcome:
     """Train and evaluate ``method`` on ``task`` for seeds 1..``seeds``; see the module docstring."""
     _check_out_dir(out_dir)
-    objective = method.objective(cfg)
-    build_backbone(cfg.backbone, cfg.weights, cfg.finetune_blocks)  # bad backbone or weights fail before any work
+    check_kinds(task, entry, method)
+    method.check(task.targets)
     if tracking_uri:
         probe_tracking_uri(tracking_uri)
-    data = prepare_task(task, cfg.image_size, cfg.colour_grid if objective.needs_colour else None)
+    data = prepare_task(task)
     tracker = MlflowTracker(tracking_uri, task.name, out_dir / "mlartifacts") if tracking_uri else None
-    run_id = new_run_id()
-    run_dir = out_dir / task.name / method.name / run_id
-    try:
-        run_dir.mkdir(parents=True)
-    except OSError as exc:
-        raise ArtbenchError(f"cannot create the run folder {str(run_dir)!r} ({exc}); pass a writable --out") from None
+    writer = RunWriter(out_dir, task.name, entry.name)
+    params = to_plain(method)
     completed: list[int] = []
     flat_per_seed: list[dict[str, float]] = []
     status, ended = "incomplete", "KILLED"
+    warned: set[str] = set()
 
     def write_summary() -> dict[str, dict[str, Any]]:
         summary = summarise(flat_per_seed)
-        _write_json(
-            run_dir / "summary.json",
-            _jsonable(
-                {
-                    "task": task.name,
-                    "method": method.name,
-                    "run_id": run_id,
-                    "status": status,
-                    "seeds_requested": seeds,
-                    "seeds_completed": completed,
-                    "metrics": summary,
-                }
-            ),
-        )
+        writer.write_summary(status, seeds, completed, metrics=summary)
         return summary
 
     # From here on the run folder exists: whatever stops the run, it ends with a summary marked incomplete.
     try:
         write_summary()
-        resolved = {
-            "task": task.name,
-            "method": method.name,
-            "strategy": method.strategy,
-            "seeds": seeds,
-            "split": vars(task.split),
-            "config": cfg.to_dict(),
-            "task_file": task.source,
-        }
-        _write_json(run_dir / "config.json", resolved)
-        _write_json(run_dir / "environment.json", environment_record(device, data.dataset.fingerprint))
+        writer.write_config(
+            {
+                "task": task.name,
+                "method": entry.name,
+                "family": type(method).__name__,
+                "seeds": seeds,
+                "split": vars(task.split),
+                "params": params,
+                "run": {"device": str(device), "amp": amp},
+                "task_file": task.source,
+            }
+        )
+        writer.write_environment(environment_record(device, data.dataset.fingerprint))
         if tracker:
             tracker.start_run(
-                method.name,
-                {
-                    "task": task.name,
-                    "method": method.name,
-                    "seeds": seeds,
-                    "strategy": method.strategy,
-                    **cfg.to_dict(),
-                },
-                {"artbench.run_id": run_id, "artbench.task": task.name, "artbench.method": method.name},
+                entry.name,
+                {"task": task.name, "method": entry.name, "seeds": seeds, **params},
+                {"artbench.run_id": writer.run_id, "artbench.task": task.name, "artbench.method": entry.name},
             )
+        val_index, test_index = data.index("val"), data.index("test")
         for seed in range(1, seeds + 1):
             if tracker:
-                tracker.start_seed(seed, {"artbench.run_id": run_id})
-            scores, info = train_and_predict(
-                data, method, cfg, device, seed, on_epoch=tracker.log_epoch if tracker else None
+                tracker.start_seed(seed, {"artbench.run_id": writer.run_id})
+            writer.seed_tmp(seed).mkdir()
+            ctx = RunContext(
+                device,
+                amp,
+                writer.seed_tmp(seed),
+                tracker.log_epoch if tracker else None,
+                description=f"seed {seed}",
             )
-            metrics, predictions = evaluate_seed(data, scores)
-            metrics = {"seed": seed, **info, **metrics}
-            tmp_dir, seed_dir = run_dir / f"seed-{seed}.tmp", run_dir / f"seed-{seed}"
-            tmp_dir.mkdir()
-            _write_json(tmp_dir / "metrics.json", _jsonable(metrics))
-            predictions.to_csv(tmp_dir / "predictions.csv", index=False)
-            for name, m in metrics["targets"].items():
-                plot_confusion(
-                    m["confusion_matrix"]["matrix"],
-                    m["confusion_matrix"]["labels"],
-                    f"{task.name} · {method.name} · seed {seed} · {name}",
-                    tmp_dir / f"confusion-{safe_file_name(name)}.png",
-                )
-            os.replace(tmp_dir, seed_dir)
+            seed_everything(seed)
+            predictor = method.fit(data, seed, ctx)
+            metrics, predictions, scores = evaluate_seed(
+                data, predictor.predict(data, val_index), predictor.predict(data, test_index)
+            )
+            metrics = {"seed": seed, **predictor.info, **metrics}
+            _warn_untested_classes(metrics, warned)
+            title = f"{task.name} · {entry.name} · seed {seed}"
+            seed_dir = writer.write_seed(seed, metrics, predictions, scores, _plot_seed(metrics, title))
             flat = flatten_metrics(metrics)
             if tracker:
                 per_class = {
                     f"{t}.class.{c}.{k}": v
                     for t, m in metrics["targets"].items()
-                    for c, vals in m["per_class"].items()
+                    for c, vals in m.get("per_class", {}).items()
                     for k, v in vals.items()
-                    if k != "support"
+                    if k != "support" and isinstance(v, int | float)
                 }
                 tracker.end_seed({**flat, **per_class}, sorted(seed_dir.iterdir()))
             completed.append(seed)
@@ -260,17 +243,18 @@ def run(
             write_summary()
         status = "complete"
     except BaseException as exc:
-        shutil.rmtree(run_dir / f"seed-{len(completed) + 1}.tmp", ignore_errors=True)
+        writer.discard_seed(len(completed) + 1)
         ended = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         if tracker:
             tracker.fail_seed(ended)
         if isinstance(exc, KeyboardInterrupt):
-            raise RunInterrupted(run_dir, list(completed)) from None
+            raise RunInterrupted(writer.run_dir, list(completed)) from None
         raise
     finally:
         summary = write_summary()
         if tracker:
             means = {f"{k}.mean": v["mean"] for k, v in summary.items() if v["mean"] is not None}
+            run_dir = writer.run_dir
             files = [p for p in (run_dir / "config.json", run_dir / "environment.json") if p.is_file()]
             try:
                 tracker.end_run(
@@ -278,19 +262,21 @@ def run(
                 )
             except KeyboardInterrupt:  # a second Ctrl-C while MLflow closes the run: the disk is complete
                 raise RunInterrupted(run_dir, list(completed)) from None
-    return RunOutcome(run_dir, status, completed, summary, [t.name for t in data.targets])
+    return RunOutcome(writer.run_dir, status, completed, summary, [t.name for t in data.targets])
 
 
 def summary_rows(
     summary: Mapping[str, Mapping[str, Any]], targets: Sequence[str], metrics: Sequence[str]
 ) -> list[list[str]]:
-    """Rows ``[target, <metric>...]`` as ``mean ± std`` percentages (``mean`` for one seed), ``overall`` last."""
+    """Rows ``[target, <metric>...]`` as ``mean ± std`` (percent for scores, plain for errors such as MAE),
+    ``mean`` for one seed, ``–`` where a metric does not apply; ``overall`` last."""
 
-    def cell(key: str) -> str:
+    def cell(key: str, metric: str) -> str:
         entry = summary.get(key)
         if not entry or entry["mean"] is None:
             return "–"
-        mean = f"{100 * entry['mean']:.1f}"
-        return mean if entry["std"] is None else f"{mean} ± {100 * entry['std']:.1f}"
+        scale = 100 if METRICS.get(metric).higher_is_better else 1
+        mean = f"{scale * entry['mean']:.1f}"
+        return mean if entry["std"] is None else f"{mean} ± {scale * entry['std']:.1f}"
 
-    return [[n, *(cell(f"{n}.{m}") for m in metrics)] for n in [*targets, "overall"]]
+    return [[n, *(cell(f"{n}.{m}", m) for m in metrics)] for n in [*targets, "overall"]]

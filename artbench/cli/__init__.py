@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 
 from artbench.cli.app import app
-from artbench.errors import ArtbenchError
-from artbench.progress import console
+from artbench.core.errors import ArtbenchError
+from artbench.core.progress import console
 
 
 def _usage_error_line(exc: typer.TyperException) -> str:

@@ -1,3 +1,1 @@
-"""Sample tables, dataset adapters, splits, image cache and class statistics."""
-
-from artbench.data import silknow  # noqa: F401  (registers the ``silknow`` dataset)
+"""From a task to training-ready data: encoded labels by kind, splits, class statistics and the image cache."""

@@ -1,9 +1,10 @@
 """Prepared image cache: every image decoded and resized once into a memory-mapped uint8 array.
 
 Layout under ``<data home>/cache/<dataset>/<fingerprint>-<size>px/``: ``images.npy`` (``[N, S, S, 3]``, RGB,
-shorter side resized to S then centre-cropped), ``colour-g<G>.npy`` (the colour features h(x) of SilkNet §3.2,
-``[N, G*G]``, computed on the image resized to 224 × 224) and ``meta.json``. Files are written under a temporary
-name and renamed when complete, so an interrupted preparation is never mistaken for a finished one.
+shorter side resized to S then centre-cropped), one ``<feature>.npy`` per requested :class:`ImageFeature` (a
+per-image vector a method computes from the full image while it is decoded, e.g. SilkNet's colour features) and
+``meta.json``. Files are written under a temporary name and renamed when complete, so an interrupted preparation is
+never mistaken for a finished one.
 """
 
 from __future__ import annotations
@@ -11,29 +12,38 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
-from artbench.data.colour import COLOUR_SIZE, colour_features
-from artbench.data.dataset import Dataset, data_home
-from artbench.errors import ArtbenchError
-from artbench.progress import progress_bar
+from artbench.core.dataset import Dataset, data_home
+from artbench.core.errors import ArtbenchError
+from artbench.core.progress import progress_bar
+
+
+@dataclass(frozen=True)
+class ImageFeature:
+    """A per-image vector computed while decoding: ``fn`` maps uint8 ``[B, size, size, 3]`` (the whole image resized
+    to a square, no crop) to float32 ``[B, D]``. ``name`` keys the cache file, so it must encode every setting."""
+
+    name: str
+    size: int
+    fn: Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
 class ImageCache:
     images: np.ndarray
     """``[N, S, S, 3]`` uint8, memory-mapped, rows in sample-table order."""
-    colour: np.ndarray | None = None
-    """``[N, G*G]`` float32 colour features, when requested."""
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+    """``[N, D]`` float32 per requested :class:`ImageFeature`, by name."""
 
 
-def _decode(path: str, size: int, colour: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _decode(path: str, size: int, feature_sizes: Sequence[int]) -> tuple[np.ndarray, list[np.ndarray]]:
     try:
         with Image.open(path) as img:
             img.draft("RGB", (size, size))  # JPEG DCT down-scaling: decode no larger than needed
@@ -50,8 +60,7 @@ def _decode(path: str, size: int, colour: bool) -> tuple[np.ndarray, np.ndarray 
     resized = rgb.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
     left, top = (resized.width - size) // 2, (resized.height - size) // 2
     square = np.asarray(resized.crop((left, top, left + size, top + size)))
-    full = np.asarray(rgb.resize((COLOUR_SIZE, COLOUR_SIZE), Image.BILINEAR)) if colour else None
-    return square, full
+    return square, [np.asarray(rgb.resize((s, s), Image.BILINEAR)) for s in feature_sizes]
 
 
 def require_images(dataset: Dataset) -> None:
@@ -69,54 +78,56 @@ def _cache_dir(dataset: Dataset, size: int) -> Path:
 
 
 def _decode_all(
-    dataset: Dataset, image_file: Path, image_size: int, colour_grid: int | None, workers: int | None
-) -> np.ndarray | None:
-    """Decode every image into the memory-mapped ``image_file``; return the colour features when asked for."""
+    dataset: Dataset, image_file: Path, image_size: int, features: Sequence[ImageFeature], workers: int | None
+) -> list[np.ndarray]:
+    """Decode every image into the memory-mapped ``image_file``; return the requested features."""
     n = len(dataset.table)
     images = np.lib.format.open_memmap(image_file, "w+", np.uint8, (n, image_size, image_size, 3))
-    colours = np.zeros((n, colour_grid**2), np.float32) if colour_grid else None
+    computed: list[list[np.ndarray]] = [[] for _ in features]
+    sizes = [f.size for f in features]
     paths = dataset.table["image"].tolist()
     chunk = 256
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool, progress_bar() as bar:
         task = bar.add_task(f"preparing {dataset.name} at {image_size}px", total=n)
         for start in range(0, n, chunk):
-            batch = list(pool.map(lambda p: _decode(p, image_size, colours is not None), paths[start : start + chunk]))
+            batch = list(pool.map(lambda p: _decode(p, image_size, sizes), paths[start : start + chunk]))
             images[start : start + len(batch)] = np.stack([b[0] for b in batch])
-            if colours is not None:
-                full = torch.from_numpy(np.stack([b[1] for b in batch]))
-                colours[start : start + len(batch)] = colour_features(full, grid=colour_grid).numpy()
+            for i, feature in enumerate(features):
+                computed[i].append(np.asarray(feature.fn(np.stack([b[1][i] for b in batch])), dtype=np.float32))
             bar.advance(task, len(batch))
     images.flush()
     del images
-    return colours
+    return [np.concatenate(parts) for parts in computed]
 
 
 def prepare_cache(
-    dataset: Dataset, image_size: int, *, colour_grid: int | None = None, workers: int | None = None
+    dataset: Dataset, image_size: int, *, features: Sequence[ImageFeature] = (), workers: int | None = None
 ) -> ImageCache:
-    """Decode every image of ``dataset`` once (in parallel threads) and return the memory-mapped cache."""
+    """Decode every image of ``dataset`` once (in parallel threads) and return the memory-mapped cache with the
+    requested per-image ``features``; parts already prepared are reused."""
     folder = _cache_dir(dataset, image_size)
     folder.mkdir(parents=True, exist_ok=True)
     n = len(dataset.table)
     image_file = folder / "images.npy"
-    colour_file = folder / f"colour-g{colour_grid}.npy" if colour_grid else None
+    feature_files = {f.name: folder / f"{f.name}.npy" for f in features}
     need_images = not image_file.exists()
-    need_colour = colour_file is not None and not colour_file.exists()
-    if need_images or need_colour:
+    missing = [f for f in features if not feature_files[f.name].exists()]
+    if need_images or missing:
         require_images(dataset)
         # Per-process temporary names: concurrent runs preparing the same cache never write one file together.
         token = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        image_tmp, colour_tmp = folder / f"images.{token}.tmp.npy", folder / f"colour.{token}.tmp.npy"
+        image_tmp = folder / f"images.{token}.tmp.npy"
+        feature_tmp = {f.name: folder / f"{f.name}.{token}.tmp.npy" for f in missing}
         try:
-            colours = _decode_all(dataset, image_tmp, image_size, colour_grid if need_colour else None, workers)
+            computed = _decode_all(dataset, image_tmp, image_size, missing, workers)
             if need_images:
                 os.replace(image_tmp, image_file)
-            if colours is not None:
-                np.save(colour_tmp, colours)
-                os.replace(colour_tmp, colour_file)
+            for feature, values in zip(missing, computed, strict=True):
+                np.save(feature_tmp[feature.name], values)
+                os.replace(feature_tmp[feature.name], feature_files[feature.name])
         finally:
-            image_tmp.unlink(missing_ok=True)
-            colour_tmp.unlink(missing_ok=True)
+            for tmp in (image_tmp, *feature_tmp.values()):
+                tmp.unlink(missing_ok=True)
         meta = {
             "dataset": dataset.name,
             "fingerprint": dataset.fingerprint,
@@ -125,5 +136,4 @@ def prepare_cache(
         }
         (folder / "meta.json").write_text(json.dumps(meta, indent=2))
     images = np.load(image_file, mmap_mode="r")
-    colour = np.load(colour_file, mmap_mode="r") if colour_file else None
-    return ImageCache(images, colour)
+    return ImageCache(images, {name: np.load(path, mmap_mode="r") for name, path in feature_files.items()})

@@ -1,42 +1,60 @@
-"""From a task spec to training-ready data: dataset, resolved targets, encoded labels, split, image cache."""
+"""From a task spec to the data every method fits on: dataset, resolved targets, labels by kind, split,
+under-represented classes, metadata inputs, and images through the prepared cache."""
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from artbench.data.cache import ImageCache, prepare_cache
-from artbench.data.dataset import DATASETS, Dataset
-from artbench.data.splits import grouped_split, official_split
-from artbench.data.stats import class_counts, underrepresented_mask
-from artbench.data.targets import MISSING, TargetSpec, encode_targets
-from artbench.errors import ArtbenchError
-from artbench.tasks import TaskSpec
+from artbench.core.dataset import DATASETS, Dataset
+from artbench.core.errors import ArtbenchError
+from artbench.core.targets import TargetSpec, encode_targets
+from artbench.core.task import TaskSpec
+from artbench.data.cache import ImageCache, ImageFeature, prepare_cache
+from artbench.data.splits import official_split, split_task
+from artbench.data.stats import underrepresented_classes
 
 
 @dataclass
-class PreparedTask:
-    """A task's data ready for training: resolved targets, encoded labels, split and image cache."""
+class TaskData:
+    """A task's data ready for any method.
+
+    ``labels[m]`` is target m's encoding (see :mod:`artbench.core.targets`); ``split`` names the split of each row;
+    ``metadata`` holds the task's metadata columns (raw strings, NA where unknown) for multimodal methods.
+    """
 
     task: TaskSpec
     dataset: Dataset
     targets: list[TargetSpec]
-    labels: np.ndarray
+    labels: list[np.ndarray]
     split: np.ndarray
-    cache: ImageCache
     underrepresented: dict[str, list[str]] = field(default_factory=dict)
+    metadata: pd.DataFrame = field(default_factory=pd.DataFrame)
+    _caches: dict[tuple, ImageCache] = field(default_factory=dict, repr=False)
 
     def index(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.split == split)
 
+    @property
+    def kinds(self) -> set[str]:
+        return {t.kind for t in self.targets}
+
+    def images(self, size: int, features: Sequence[ImageFeature] = ()) -> ImageCache:
+        """The image cache at ``size`` px with the given per-image features, prepared on first use."""
+        key = (size, tuple(f.name for f in features))
+        if key not in self._caches:
+            self._caches[key] = prepare_cache(self.dataset, size, features=features)
+        return self._caches[key]
+
 
 def build_dataset(name: str, options: dict[str, Any], where: str) -> Dataset:
     """Build registered dataset ``name`` from ``options``; unfit options are a user error naming ``where``."""
-    builder = DATASETS.get(name)
+    builder = DATASETS.get(name).build
     signature = inspect.signature(builder)
     allowed = signature.parameters
     try:
@@ -69,17 +87,30 @@ def resolve_targets(task: TaskSpec, table: pd.DataFrame) -> list[TargetSpec]:
     return [t.with_classes_from(table[t.name]) for t in task.targets]
 
 
-def prepare_task(task: TaskSpec, image_size: int, colour_grid: int | None = None) -> PreparedTask:
+def _check_metadata(task: TaskSpec, table: pd.DataFrame) -> pd.DataFrame:
+    absent = [c for c in task.metadata if c not in table.columns]
+    if absent:
+        raise ArtbenchError(
+            f"task {task.name!r}: metadata columns {absent} are not columns of the dataset; "
+            f"columns: {', '.join(table.columns)}"
+        )
+    return table[list(task.metadata)].reset_index(drop=True)
+
+
+def prepare_task(task: TaskSpec) -> TaskData:
+    """Load, encode and split a task's data (images are prepared later, at the size a method asks for)."""
     dataset = load_dataset(task)
-    targets = resolve_targets(task, dataset.table)
-    labels = encode_targets(dataset.table, targets)
+    table = dataset.table
+    targets = resolve_targets(task, table)
+    metadata = _check_metadata(task, table)
+    labels = encode_targets(table, targets)
     if task.split.protocol == "official":
-        split = official_split(dataset.table)
+        split = official_split(table)
     else:
-        split = grouped_split(dataset.table["group"].to_numpy(), labels, task.split.fractions, task.split.seed)
+        split = split_task(table["group"].to_numpy(), targets, labels, task.split.fractions, task.split.seed)
     empty = [name for name in ("train", "val", "test") if not (split == name).any()]
     if empty:
-        groups = dataset.table["group"].nunique()
+        groups = table["group"].nunique()
         raise ArtbenchError(
             f"task {task.name!r}: the {'/'.join(empty)} split is empty ({len(split)} samples in {groups} groups); "
             "a split needs whole groups, so check the dataset's size, its group and split columns, "
@@ -87,18 +118,15 @@ def prepare_task(task: TaskSpec, image_size: int, colour_grid: int | None = None
         )
     train = split == "train"
     unlabelled = [
-        t.name for m, t in enumerate(targets) if t.num_classes == 0 or not (labels[train, m] != MISSING).any()
+        t.name
+        for t, codes in zip(targets, labels, strict=True)
+        if (t.kind != "regression" and t.num_classes == 0) or not t.known(codes[train]).any()
     ]
     if unlabelled:
         raise ArtbenchError(
-            f"task {task.name!r}: target(s) {unlabelled} have no class label in the train split; "
+            f"task {task.name!r}: target(s) {unlabelled} have no label in the train split; "
             "remove them from the task or check their column and background values"
         )
-    cache = prepare_cache(dataset, image_size, colour_grid=colour_grid)
-    under = {
-        t.name: [
-            c for c, u in zip(t.classes, underrepresented_mask(class_counts(labels[train, m], t)), strict=True) if u
-        ]
-        for m, t in enumerate(targets)
-    }
-    return PreparedTask(task, dataset, targets, labels, split, cache, under)
+    population = slice(None) if task.underrepresented == "dataset" else train
+    under = {t.name: underrepresented_classes(codes[population], t) for t, codes in zip(targets, labels, strict=True)}
+    return TaskData(task, dataset, targets, labels, split, under, metadata)

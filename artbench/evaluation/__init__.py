@@ -1,0 +1,1 @@
+"""Evaluation: metrics by target kind, aggregation over seeds, significance tests and plots."""

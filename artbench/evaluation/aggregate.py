@@ -9,8 +9,9 @@ import numpy as np
 
 
 def flatten_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """``{"overall": {...}, "targets": {t: {...}}}`` → ``{"overall.f1_macro": ..., "place.f1_macro": ...}``."""
-    flat = {f"overall.{k}": float(v) for k, v in metrics["overall"].items()}
+    """``{"overall": {...}, "targets": {t: {...}}}`` → ``{"overall.f1_macro": ..., "place.f1_macro": ...}``
+    (scalar values only; an undefined value, stored as ``None``, becomes NaN)."""
+    flat = {f"overall.{k}": float("nan") if v is None else float(v) for k, v in metrics["overall"].items()}
     for target, values in metrics["targets"].items():
         for key, value in values.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -19,7 +20,8 @@ def flatten_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 def summarise(per_seed: Sequence[Mapping[str, float]]) -> dict[str, dict[str, Any]]:
-    """Mean, std (ddof=1; ``None`` below two seeds, where it is undefined) and the per-seed values of every metric."""
+    """Mean, std (ddof=1; ``None`` below two seeds, where it is undefined), the per-seed values of every metric and
+    the number of seeds where it was undefined (NaN), which the mean and std leave out."""
     keys = list(per_seed[0]) if per_seed else []
     summary = {}
     for key in keys:
@@ -29,5 +31,6 @@ def summarise(per_seed: Sequence[Mapping[str, float]]) -> dict[str, dict[str, An
             "mean": float(finite.mean()) if len(finite) else None,
             "std": float(finite.std(ddof=1)) if len(finite) > 1 else None,
             "values": [None if np.isnan(v) else float(v) for v in values],
+            "undefined_seeds": int(np.isnan(values).sum()),
         }
     return summary

@@ -1,6 +1,25 @@
-"""Method registry and the built-in methods."""
+"""The method contract and the registered methods (importing this package registers the built-in families)."""
 
-from artbench.methods import silknet as _silknet  # noqa: F401  (registers the built-in methods)
-from artbench.methods.registry import METHODS, MethodSpec, register_method
+from artbench.methods.base import (
+    METHODS,
+    Method,
+    MethodEntry,
+    Predictions,
+    Predictor,
+    RunContext,
+    all_parameter_names,
+    register_method,
+)
+from artbench.methods.classical import colour_hist_logreg as _colour_hist_logreg  # noqa: F401  (registers)
+from artbench.methods.torch import silknet as _silknet  # noqa: F401  (registers)
 
-__all__ = ["METHODS", "MethodSpec", "register_method"]
+__all__ = [
+    "METHODS",
+    "Method",
+    "MethodEntry",
+    "Predictions",
+    "Predictor",
+    "RunContext",
+    "all_parameter_names",
+    "register_method",
+]

@@ -1,0 +1,92 @@
+"""``artbench run``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from artbench.cli.common import OutOpt, PluginOpt, load_plugins, out
+from artbench.core.progress import console as err_console
+
+MAX_SEEDS = 1000
+
+
+def run(
+    task: Annotated[str, typer.Argument(help="Task name (see `artbench tasks list`) or path to a task .toml.")],
+    method: Annotated[str, typer.Argument(help="Method name (see `artbench methods list`).")],
+    seeds: Annotated[int, typer.Option(min=1, max=MAX_SEEDS, help="Number of training seeds (1..N).")] = 1,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a method parameter: key=value.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Recipe file whose \\[config] table sets method parameters.")
+    ] = None,
+    out_dir: OutOpt = Path("artbench-out"),
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    amp: Annotated[bool, typer.Option(help="bf16 autocast on CUDA (no effect on the CPU).")] = True,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI ('none' disables tracking). Default: $MLFLOW_TRACKING_URI, "
+            "else a SQLite store in --out."
+        ),
+    ] = None,
+    plugin: PluginOpt = None,
+) -> None:
+    """Train METHOD on TASK over several seeds, evaluate on the test split and print mean ± std."""
+    from artbench.core.device import resolve_device
+    from artbench.core.params import load_config_file, parse_set_option
+    from artbench.evaluation.metrics import metric_label
+    from artbench.methods import METHODS
+    from artbench.runner import RunInterrupted, resolve_method, summary_rows
+    from artbench.runner import run as run_benchmark
+    from artbench.tasks import load_task
+    from artbench.tracking.mlflow import default_tracking_uri
+
+    load_plugins(plugin)
+    task_spec = load_task(task)
+    entry = METHODS.get(method)
+    file_layer = load_config_file(config) if config else {}
+    set_layer = dict(parse_set_option(s) for s in set_ or [])
+    chosen = resolve_method(entry, task_spec, file_layer, set_layer, str(config))
+    dev = resolve_device(device)
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(out_dir)
+    try:
+        outcome = run_benchmark(
+            task_spec,
+            entry,
+            chosen,
+            seeds=seeds,
+            out_dir=out_dir,
+            device=dev,
+            amp=amp,
+            tracking_uri=None if uri == "none" else uri,
+        )
+    except RunInterrupted as stop:
+        err_console.print(
+            f"[yellow]interrupted[/]: {len(stop.seeds_completed)} finished seed(s) saved in {stop.run_dir}; "
+            "the run is marked incomplete",
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/] before training started; no run was written")
+        raise typer.Exit(130) from None
+    table = Table(
+        title=f"{task_spec.name} · {entry.name} · {len(outcome.seeds_completed)} seed(s)",
+        caption="test split, mean ± std over seeds; scores in %",
+    )
+    table.add_column("target")
+    for metric in task_spec.metrics:
+        table.add_column(metric_label(metric), justify="right")
+    rows = summary_rows(outcome.summary, outcome.targets, task_spec.metrics)
+    for row in rows[:-1]:
+        table.add_row(*row)
+    table.add_section()
+    table.add_row(*rows[-1], style="bold")
+    out.print(table)
+    out.print(f"results: {outcome.run_dir}")
+    if uri != "none":
+        out.print(f"MLflow:  {uri} (experiment '{task_spec.name}')")

@@ -1,0 +1,1 @@
+"""The contracts every layer builds on: errors, registries, target kinds, tasks and datasets."""

@@ -1,0 +1,1 @@
+"""Torch method families: backbones, networks, losses, batches, augmentation and the training loop."""
