@@ -62,6 +62,19 @@ def tiny_task(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture
+def restore_registries():
+    """Plugins register into global registries; undo that afterwards (built-ins are loaded first)."""
+    from artbench.core.dataset import DATASETS
+    from artbench.methods import METHODS
+
+    registries = (METHODS, DATASETS)
+    saved = {reg: dict(reg._items) for reg in registries if reg.names() is not None}
+    yield
+    for reg, items in saved.items():
+        reg._items = items
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """Run the ``artbench`` entry point in-process; return (exit code, stdout, stderr)."""
     with pytest.raises(SystemExit) as exc:

@@ -25,7 +25,8 @@ def tasks_list(plugin: PluginOpt = None) -> None:
 
     load_plugins(plugin)
     table = Table(title="tasks")
-    for col in ("name", "dataset", "targets", "split", "description"):
+    table.add_column("name", overflow="fold")
+    for col in ("dataset", "targets", "split", "description"):
         table.add_column(col)
     problems: list[str] = []
     for t in list_tasks(problems):
@@ -45,7 +46,8 @@ def methods_list(plugin: PluginOpt = None) -> None:
 
     load_plugins(plugin)
     table = Table(title="methods")
-    for col in ("name", "family", "target kinds", "description", "reference"):
+    table.add_column("name", no_wrap=True, min_width=max(map(len, METHODS.names()), default=4))
+    for col in ("family", "target kinds", "description", "reference"):
         table.add_column(col)
     for name in METHODS.names():
         m = METHODS.get(name)
@@ -85,7 +87,8 @@ def metrics_list(plugin: PluginOpt = None) -> None:
 
     load_plugins(plugin)
     table = Table(title="metrics")
-    for col in ("name", "label", "kinds", "needs scores", "better"):
+    table.add_column("name", overflow="fold")
+    for col in ("label", "kinds", "needs scores", "better"):
         table.add_column(col)
     for name in METRICS.names():
         m = METRICS.get(name)

@@ -39,7 +39,8 @@ def datasets_list(plugin: PluginOpt = None) -> None:
 
     load_plugins(plugin)
     table = Table(title="datasets")
-    for col in ("name", "targets", "splits", "download", "licence", "citation"):
+    table.add_column("name", overflow="fold")
+    for col in ("targets", "splits", "download", "licence", "citation"):
         table.add_column(col)
     for name in DATASETS.names():
         entry = DATASETS.get(name)
@@ -126,19 +127,20 @@ def _stats_source(
     source: str, targets: str | None, image_col: str, group_col: str | None, background: list[str], root: str | None
 ) -> tuple[pd.DataFrame, list[TargetSpec]]:
     """The sample table and target specs that ``datasets stats`` describes: from a task, a dataset or a CSV."""
-    from artbench.data.dataset import DATASETS, RESERVED_COLUMNS, read_csv_table
-    from artbench.data.targets import TargetSpec
+    from artbench.core.dataset import DATASETS, RESERVED_COLUMNS
+    from artbench.core.targets import TargetSpec
     from artbench.data.task_data import build_dataset, load_dataset, resolve_targets
+    from artbench.datasets.csv import read_csv_table
     from artbench.tasks import load_task, task_names
 
     kinds: dict[str, str] = {}
     is_task = source.endswith(".toml") or source in task_names()
-    if root is not None and (is_task or source not in DATASETS):
+    if root is not None and source not in DATASETS:
         raise ArtbenchError("--root applies to a dataset name only; a task names its root in dataset_options")
     is_csv = not is_task and (source.endswith(".csv") or Path(source).is_file())
     if not is_csv and (image_col != "image" or group_col is not None):
         raise ArtbenchError("--image-col and --group-col apply to a CSV source only; a task or dataset names its own")
-    if is_task and not ((targets is not None or background) and source in DATASETS):
+    if is_task and not ((targets is not None or background or root is not None) and source in DATASETS):
         if targets is not None or background:
             raise ArtbenchError(f"task {source!r} defines its targets and background; drop --targets/--background")
         task = load_task(source)

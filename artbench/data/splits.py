@@ -138,12 +138,15 @@ def iterative_grouped_split(
     y = np.stack(indicators, axis=1) if indicators else np.zeros((num_groups, 1), np.int8)
     train_share, val_share, _ = fractions
     assignment = np.full(num_groups, 2)
-    first = MultilabelStratifiedShuffleSplit(n_splits=1, train_size=train_share, random_state=seed)
+    first = MultilabelStratifiedShuffleSplit(
+        n_splits=1, train_size=train_share, test_size=1 - train_share, random_state=seed
+    )
     train, rest = next(first.split(np.zeros(num_groups), y))
     assignment[train] = 0
     if len(rest) > 1:
+        val_of_rest = val_share / (1 - train_share)
         second = MultilabelStratifiedShuffleSplit(
-            n_splits=1, train_size=val_share / (1 - train_share), random_state=seed
+            n_splits=1, train_size=val_of_rest, test_size=1 - val_of_rest, random_state=seed
         )
         val, _ = next(second.split(np.zeros(len(rest)), y[rest]))
         assignment[rest[val]] = 1

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artbench.core.params import read_toml
-
 from artbench.core.errors import ArtbenchError
+from artbench.core.params import read_toml
 
 _RESULT_KEYS = {"f1", "f1_std", "accuracy", "accuracy_std", "f1_per_target", "f1_underrepresented"}
 
@@ -33,7 +32,7 @@ class ReportedResult:
 
 
 def baseline_dirs() -> list[Path]:
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # artbench/
     return [d for d in (package.parent / "baselines", package / "_bundled" / "baselines") if d.is_dir()]
 
 
