@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import torch
 
 from artbench.core.device import seed_everything
@@ -25,11 +23,12 @@ from artbench.core.errors import ArtbenchError
 from artbench.core.params import to_plain
 from artbench.core.progress import console
 from artbench.core.task import TaskSpec
-from artbench.data.task_data import TaskData, prepare_task
+from artbench.data.task_data import prepare_task
 from artbench.evaluation.aggregate import flatten_metrics, summarise
-from artbench.evaluation.metrics import METRICS, choose_thresholds, evaluate_target, run_level
+from artbench.evaluation.metrics import METRICS
 from artbench.evaluation.plots import plot_confusion
-from artbench.methods import Method, MethodEntry, Predictions, RunContext
+from artbench.evaluation.task_evaluation import evaluate_predictions
+from artbench.methods import Method, MethodEntry, RunContext
 from artbench.results.environment import environment_record
 from artbench.results.store import RunWriter
 from artbench.tracking.mlflow import MlflowTracker, probe_tracking_uri
@@ -67,39 +66,6 @@ def check_kinds(task: TaskSpec, entry: MethodEntry, method: Method) -> None:
 def safe_file_name(name: str) -> str:
     """``name`` with every character other than letters, digits, ``.``, ``-`` and ``_`` replaced by ``_``."""
     return re.sub(r"[^\w.-]", "_", name).lstrip(".") or "_"
-
-
-def _decision_threshold(task: TaskSpec, thresholds: Mapping[str, float]) -> float:
-    """The threshold behind a multilabel target's predictions.csv: that of the task's first thresholded metric."""
-    for name in task.metrics:
-        if name in thresholds:
-            return thresholds[name]
-    return next(iter(thresholds.values()), 0.5)
-
-
-def evaluate_seed(
-    data: TaskData, val: Predictions, test: Predictions
-) -> tuple[dict[str, Any], pd.DataFrame, dict[str, np.ndarray]]:
-    """Metrics per target and overall, the predictions table and the scores, on the test rows."""
-    per_target: dict[str, Any] = {}
-    columns: dict[str, Any] = {"image": data.dataset.table["image"].to_numpy()[test.index]}
-    for spec, codes in zip(data.targets, data.labels, strict=True):
-        scores = test.scores[spec.name]
-        thresholds = choose_thresholds(spec, codes[val.index], val.scores[spec.name])
-        result = evaluate_target(
-            spec, codes[test.index], scores, underrepresented=data.underrepresented[spec.name], thresholds=thresholds
-        )
-        per_target[spec.name] = {"kind": spec.kind, "classes": list(spec.class_names), **result}
-        if spec.kind == "multiclass":
-            predicted = scores.argmax(axis=1)
-        elif spec.kind == "multilabel":
-            predicted = (scores >= _decision_threshold(data.task, thresholds)).astype(np.int8)
-        else:
-            predicted = scores
-        columns[f"{spec.name}.true"] = spec.decode(codes[test.index])
-        columns[f"{spec.name}.pred"] = spec.decode(predicted)
-    metrics = {"targets": per_target, "overall": run_level(per_target)}
-    return metrics, pd.DataFrame(columns), {name: test.scores[name] for name in test.scores}
 
 
 @dataclass
@@ -221,7 +187,7 @@ def run(
             )
             seed_everything(seed)
             predictor = method.fit(data, seed, ctx)
-            metrics, predictions, scores = evaluate_seed(
+            metrics, predictions, scores = evaluate_predictions(
                 data, predictor.predict(data, val_index), predictor.predict(data, test_index)
             )
             metrics = {"seed": seed, **predictor.info, **metrics}

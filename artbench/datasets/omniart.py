@@ -86,6 +86,12 @@ TARGETS = {
 }
 DUMP_NAME = "omniart_v3_datadump.csv"
 IMAGE_FOLDER = "img_300x"
+MANUAL_DOWNLOAD = (
+    "OmniArt has no public download: ask the OmniArt authors (Strezoski & Worring, University of Amsterdam) for the "
+    f"v3 metadata dump and its 300-px images, then put the dump at <root>/{DUMP_NAME} and the images at "
+    f"<root>/{IMAGE_FOLDER}/<omni_id>.jpg, where <root> is $ARTBENCH_DATA/omniart or the task's "
+    "dataset_options.root (dataset_options metadata_csv, image_folder and image_extension name other files)"
+)
 
 
 def read_dump(path: Path) -> pd.DataFrame:
@@ -220,13 +226,6 @@ def omniart_table(
 def default_root() -> Path:
     return data_home() / "omniart"
 
-
-MANUAL_DOWNLOAD = (
-    "OmniArt has no public download: ask the OmniArt authors (omniart.science, University of Amsterdam) for the "
-    f"v3 metadata dump and its 300-px images, then put the dump at <root>/{DUMP_NAME} and the images at "
-    f"<root>/{IMAGE_FOLDER}/<omni_id>.jpg, where <root> is $ARTBENCH_DATA/omniart or the task's "
-    "dataset_options.root (dataset_options metadata_csv, image_folder and image_extension name other files)"
-)
 
 INFO = DatasetInfo(
     "omniart",

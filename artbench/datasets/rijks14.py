@@ -209,10 +209,6 @@ def row_files(folder: Path, num_images: int) -> dict[int, Path]:
     return found
 
 
-def _object_number(stem: str) -> str:
-    return stem.partition("_")[2]
-
-
 def parse_dc_record(text: str) -> dict[str, str | None]:
     """The title-free Dublin-Core fields of one xml2 record (notes §2.2), several values joined by ``|``.
 
@@ -270,8 +266,7 @@ def rijks14_table(root: Path, *, year_zero_as_unknown: bool = True) -> pd.DataFr
 
     rows = [f"{i + 1:07d}" for i in range(n)]
     stems = [images[i].stem if i in images else records[i].stem if i in records else rows[i] for i in range(n)]
-    object_numbers = [_object_number(s) if "_" in s else None for s in stems]
-    object_numbers = [o if o is not None else x for o, x in zip(object_numbers, xml["object_number"], strict=True)]
+    object_numbers = [s.partition("_")[2] or x for s, x in zip(stems, xml["object_number"], strict=True)]
 
     names = np.asarray(truth.creator_names, dtype=object)
     kept = challenge_creators(truth)

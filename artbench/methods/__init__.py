@@ -1,10 +1,10 @@
 """The method contract and the registered methods (importing this package registers the built-in families)."""
 
+from artbench.core.predictions import Predictions
 from artbench.methods.base import (
     METHODS,
     Method,
     MethodEntry,
-    Predictions,
     Predictor,
     RunContext,
     all_parameter_names,

@@ -20,6 +20,7 @@ import torch
 
 from artbench.core.errors import ArtbenchError
 from artbench.core.params import check_params, coerce_params, param_fields
+from artbench.core.predictions import Predictions
 from artbench.core.registry import Registry
 from artbench.core.targets import TargetSpec
 from artbench.data.task_data import TaskData
@@ -44,18 +45,6 @@ class RunContext:
     def log(self, epoch: int, values: Mapping[str, float]) -> None:
         if self.log_epoch is not None:
             self.log_epoch(epoch, values)
-
-
-@dataclass
-class Predictions:
-    """Scores per target for the rows ``index`` of the sample table.
-
-    Multiclass and multilabel: class probabilities ``[n, num_outputs]`` in the order of ``TargetSpec.class_names``;
-    regression: the predicted value ``[n]``.
-    """
-
-    index: np.ndarray
-    scores: dict[str, np.ndarray]
 
 
 class Predictor:

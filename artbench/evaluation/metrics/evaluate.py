@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+import artbench.evaluation.metrics.classification as classification
+import artbench.evaluation.metrics.multilabel as multilabel
 from artbench.core.targets import TargetSpec
-from artbench.evaluation.metrics import classification, multilabel
 from artbench.evaluation.metrics.registry import METRICS, Metric, TargetEvaluation
 
 DEFAULT_THRESHOLD = 0.5
