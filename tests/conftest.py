@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from artbench.cli import main
+os.environ["COLUMNS"] = "200"  # Rich tables keep whole words in captured output (set before the consoles exist)
+
+from artbench.cli import main  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

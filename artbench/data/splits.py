@@ -138,15 +138,17 @@ def iterative_grouped_split(
     y = np.stack(indicators, axis=1) if indicators else np.zeros((num_groups, 1), np.int8)
     train_share, val_share, _ = fractions
     assignment = np.full(num_groups, 2)
+    # whole counts: fractional sizes can round past the number of groups inside scikit-learn
+    n_train = min(max(round(train_share * num_groups), 1), num_groups - 1)
     first = MultilabelStratifiedShuffleSplit(
-        n_splits=1, train_size=train_share, test_size=1 - train_share, random_state=seed
+        n_splits=1, train_size=n_train, test_size=num_groups - n_train, random_state=seed
     )
     train, rest = next(first.split(np.zeros(num_groups), y))
     assignment[train] = 0
-    if len(rest) > 1:
-        val_of_rest = val_share / (1 - train_share)
+    n_val = min(round(val_share * num_groups), len(rest) - 1)
+    if n_val >= 1:
         second = MultilabelStratifiedShuffleSplit(
-            n_splits=1, train_size=val_of_rest, test_size=1 - val_of_rest, random_state=seed
+            n_splits=1, train_size=n_val, test_size=len(rest) - n_val, random_state=seed
         )
         val, _ = next(second.split(np.zeros(len(rest)), y[rest]))
         assignment[rest[val]] = 1

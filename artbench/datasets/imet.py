@@ -3,12 +3,12 @@
 Source layout under ``root`` (research notes §4.2): ``labels.csv`` (``attribute_id,attribute_name``; names are
 ``<prefix>::<name>``, RFC-4180 quoted when they contain ``"``), ``train.csv`` (``id,attribute_ids`` with the ids
 separated by spaces) and ``train/<id>.png``. Kaggle needs credentials, so there is no scripted download: see
-:data:`MANUAL_DOWNLOAD`.
+:func:`manual_download`.
 
 Targets (all multilabel, labels joined by ``|``):
 
 * ``attributes``: the flat attribute set under full names (``culture::american``), what both competitions score.
-  Every image has at least one attribute (§4.3), and an attribute that is absent is negative.
+  Every image has at least one attribute (§4.3, inferred), and an attribute that is absent is negative.
 * one target per prefix (2019: ``culture``, ``tag``; 2020: ``country``, ``culture``, ``dimension``, ``medium``,
   ``tags``) with the names without the prefix. An image without any attribute of a prefix has a *missing* label
   for that target, not a known empty set: the annotations are single-annotator and incomplete (§4.3), so "no

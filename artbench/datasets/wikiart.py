@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import zipfile
 import zlib
@@ -125,7 +126,7 @@ def read_split_file(path: Path) -> list[tuple[str, int]]:
             continue
         image, comma, index = line.rpartition(",")
         image = image.removesuffix(",")
-        if not comma or not image or not index.strip().isdigit():
+        if not comma or not image or not re.fullmatch(r"\d+", index.strip()):
             raise ArtbenchError(f"{str(path)!r} line {number}: expected 'path,index' or 'path,,index', got {line!r}")
         rows.append((image, int(index)))
     return rows

@@ -93,3 +93,10 @@ def test_split_task_handles_every_kind_and_keeps_groups_disjoint() -> None:
         assert max(per_split) - min(per_split) < 0.06
     again = split_task(group, targets, [hot, year, place], (0.6, 0.2, 0.2), seed=0)
     assert (again == split).all()
+
+
+def test_iterative_split_sizes_never_round_past_the_group_count() -> None:
+    from artbench.data.splits import iterative_grouped_split
+
+    split = iterative_grouped_split(np.arange(40).astype(str), [np.arange(40) % 3], (0.7, 0.15, 0.15), 0)
+    assert [(split == s).sum() for s in ("train", "val", "test")] == [28, 6, 6]

@@ -16,6 +16,8 @@ from artbench.core.errors import ArtbenchError
 from artbench.core.targets import TargetSpec
 from artbench.data.cache import prepare_cache, require_images
 from artbench.datasets import imet
+from artbench.results.baselines import load_baseline
+from artbench.tasks import load_task
 from tests.conftest import SHARED, run_cli
 from tests.data.imet.make import LABELS, make
 
@@ -159,3 +161,11 @@ def test_task_runs_on_the_fake_folder(tmp_path, monkeypatch, capsys, task) -> No
     predictions = pd.read_csv(next((tmp_path / "out").rglob("predictions.csv")), keep_default_na=False)
     split = pd.read_csv(tmp_path / "home" / task / "splits" / f"{task}-seed0.csv")
     assert len(predictions) == int(np.sum(split["split"] == "test"))
+
+
+def test_reported_leaderboard_numbers_are_the_research_notes() -> None:
+    baseline = load_baseline("imet2019")
+    assert baseline["paper"]["tasks"] == ["imet2019"]
+    reported = {method: values["f2_samples"]["attributes"] for method, values in baseline["reported"].items()}
+    assert reported == {"kaggle_private_lb_1st": 67.2, "kaggle_private_lb_47th": 63.6, "kaggle_private_lb_67th": 62.4}
+    assert load_task("imet2019").metrics[0] == "f2_samples"  # the metric the numbers are in

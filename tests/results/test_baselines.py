@@ -43,3 +43,22 @@ def test_recipe_is_the_paper_setup() -> None:
     )
     assert m.augment is False  # §5.1 describes no augmentation besides x -> x' of L_slf
     assert load_baseline("silknet")["paper"]["seeds"] == 5
+
+
+def test_reported_values_of_every_baseline_file() -> None:
+    from artbench.evaluation.metrics import METRICS
+    from artbench.results.baselines import baseline_dirs, reported_values
+
+    names = set(METRICS.names())
+    silknet = {(v.method, v.target, v.metric): v for v in reported_values("silknet", names)}
+    assert silknet[("mtl_fo_rall", "overall", "f1_macro")].value == 33.6
+    assert silknet[("mtl_fo_rall", "overall", "f1_macro")].std == 1.03
+    assert silknet[("mtl", "place", "f1_underrepresented")].value == 7.0
+    files = {p.stem for d in baseline_dirs() for p in d.glob("*.toml")}
+    for name in files:
+        values = reported_values(name, names)
+        assert all(v.metric in names and v.source == "reported" for v in values)
+    if "mensink2014" in files:
+        mensink = {(v.target, v.metric): v.value for v in reported_values("mensink2014", names) if v.method == "fv_svm"}
+        assert mensink[("creator", "mean_class_accuracy")] == 51.02 and mensink[("year", "rmse")] == 163.0
+        assert ("creator", "mca_top5") not in mensink  # the challenge-only numbers are not compared
