@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from artbench.core.device import seed_everything
+from artbench.core.errors import ArtbenchError
 from artbench.core.params import param
 from artbench.core.targets import TargetSpec
 from artbench.data.cache import ImageCache
@@ -108,8 +109,6 @@ class SilkNetMethod(Method):
         BACKBONES.get(self.backbone)
         build_backbone(self.backbone, self.weights, self.finetune_blocks)
         if self.monitor == "val_f1" and not any(t.kind == "multiclass" for t in targets):
-            from artbench.core.errors import ArtbenchError
-
             raise ArtbenchError("monitor=val_f1 needs a multiclass target; use monitor=val_ce")
 
     @property
