@@ -50,7 +50,36 @@ def test_run_writes_every_file(mtl_run) -> None:
     config = json.loads((run_dir / "config.json").read_text())
     assert config["params"]["backbone"] == "tiny_cnn" and config["method"] == "mtl"
     assert config["family"] == "SilkNetMethod" and config["run"] == {"device": "cpu", "amp": True}
-    assert summary["format_version"] == 2
+    assert [t["name"] for t in config["targets"]] == TARGETS
+    assert summary["format_version"] == 3
+    tracking = json.loads((run_dir / "tracking.json").read_text())
+    assert set(tracking) == {"tracking_uri", "experiment_id", "parent_run_id"}
+
+
+def test_every_seed_records_its_cost(mtl_run) -> None:
+    """Issue 14: wall time, epochs, images per second, peak GPU memory, device, compiled/deterministic."""
+    _, run_dir = mtl_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for seed, recorded in zip((1, 2), summary["cost"]["seeds"], strict=True):
+        cost = json.loads((run_dir / f"seed-{seed}" / "metrics.json").read_text())["cost"]
+        assert recorded == {"seed": seed, **cost}
+        assert cost["epochs"] == 2 and cost["resumed_epochs"] == 0 and cost["device"] == "cpu"
+        assert cost["train_images"] == 2 * 224  # 2 epochs of the 224 labelled training rows in full batches of 32
+        assert cost["images_per_second"] == pytest.approx(cost["train_images"] / cost["train_seconds"])
+        assert cost["wall_seconds"] > cost["train_seconds"] > 0 and cost["device_name"]
+        assert cost["peak_gpu_memory_bytes"] is None and cost["compiled"] is False and cost["deterministic"] is None
+    total = summary["cost"]["total"]
+    assert total["epochs"] == 4 and total["train_images"] == 896 and total["peak_gpu_memory_bytes"] is None
+    assert total["wall_seconds"] == pytest.approx(sum(c["wall_seconds"] for c in summary["cost"]["seeds"]))
+
+
+def test_a_seed_folder_is_complete_only_with_its_marker(mtl_run) -> None:
+    from artbench.results.store import completed_seeds, seed_complete
+
+    _, run_dir = mtl_run
+    marker = json.loads((run_dir / "seed-1" / "complete.json").read_text())
+    assert set(marker["files"]) == {p.name for p in (run_dir / "seed-1").iterdir()} - {"complete.json"}
+    assert completed_seeds(run_dir) == [1, 2] and seed_complete(run_dir / "seed-2")
 
 
 def test_scores_align_with_predictions_and_classes(mtl_run) -> None:
@@ -106,10 +135,13 @@ def test_mlflow_parent_and_nested_seed_runs(mtl_run) -> None:
     metrics = json.loads((run_dir / "seed-1" / "metrics.json").read_text())
     assert seed1.data.metrics["overall.f1_macro"] == pytest.approx(metrics["overall"]["f1_macro"])
     assert "place.class.GB.f1" in seed1.data.metrics
+    assert seed1.data.metrics["cost.epochs"] == 2 and seed1.data.metrics["cost.images_per_second"] > 0
+    assert seed1.data.params["cost.device"] == "cpu" and seed1.data.params["cost.compiled"] == "False"
+    assert parent.data.metrics["cost.total.epochs"] == 4 and "cost.total.wall_seconds" in parent.data.metrics
     history = client.get_metric_history(seed1.info.run_id, "val_criterion")
     assert [h.step for h in history] == list(range(1, len(history) + 1))
     artifacts = {a.path for a in client.list_artifacts(seed1.info.run_id)}
-    assert {"predictions.csv", "metrics.json", "confusion-place.png"} <= artifacts
+    assert {"predictions.csv", "metrics.json", "confusion-place.png"} <= artifacts and "complete.json" not in artifacts
 
 
 @pytest.mark.parametrize("method", ["mtl", "mtl_fo_rall"])
@@ -139,7 +171,7 @@ def test_interrupted_run_keeps_finished_seeds(
     monkeypatch.setattr(SilkNetMethod, "fit", crash_in_seed_2)
     if crash is KeyboardInterrupt:
         code, _, err = run_quick(capsys, tiny_task, "mtl", tmp_path, "--seeds", "3")
-        assert code == 130 and "1 finished seed(s) saved in" in err
+        assert code == 130 and "1 finished seed(s) saved in" in err and "--resume" in err
     else:  # a bug, not a user mistake: the traceback is shown
         with pytest.raises(RuntimeError):
             run_quick(capsys, tiny_task, "mtl", tmp_path, "--seeds", "3")
@@ -147,13 +179,56 @@ def test_interrupted_run_keeps_finished_seeds(
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "incomplete" and summary["seeds_completed"] == [1]
     assert (run_dir / "seed-1" / "metrics.json").is_file()
-    assert not (run_dir / "seed-2").exists() and not (run_dir / "seed-2.tmp").exists()
+    assert not (run_dir / "seed-2").exists() and not (run_dir / "seed-2.tmp").exists()  # no checkpoint to keep
+    assert (run_dir / "logs" / "seed-2.failed").is_file() == (crash is RuntimeError)
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("tiny-synth").experiment_id])
     status = {r.data.tags["mlflow.runName"]: r.info.status for r in runs}
     assert status == {"mtl": mlflow_status, "seed-1": "FINISHED", "seed-2": mlflow_status}
     parent = next(r for r in runs if r.data.tags["mlflow.runName"] == "mtl")
     assert parent.data.tags["artbench.status"] == "incomplete"  # the word summary.json uses
+    if crash is RuntimeError:
+        return
+    # --resume: other settings are a one-line error naming them; the same settings train seeds 2 and 3
+    monkeypatch.setattr(SilkNetMethod, "fit", real)
+    seed_1 = {p.name: p.read_bytes() for p in (run_dir / "seed-1").iterdir()}
+    code, _, err = run_quick(capsys, tiny_task, "mtl", tmp_path, "--resume", "--set", "lr=0.01", "--set", "patience=3")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "was made with other settings: params.lr (0.001 → 0.01), params.patience (2 → 3)" in err
+    code, _, err = run_quick(capsys, tiny_task, "mtl", tmp_path, "--resume", "--seeds", "2")
+    assert code == 2 and "asks for 3 seeds; pass --seeds 3 or more" in err
+    code, out, _ = run_quick(capsys, tiny_task, "mtl", tmp_path, "--resume")
+    assert code == 0 and "3 seed(s)" in out and _run_dirs(tmp_path, "mtl") == [run_dir]
+    assert {p.name: p.read_bytes() for p in (run_dir / "seed-1").iterdir()} == seed_1
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["seeds_completed"] == [1, 2, 3]
+    runs = client.search_runs([client.get_experiment_by_name("tiny-synth").experiment_id])
+    assert sorted((r.data.tags["mlflow.runName"], r.info.status) for r in runs) == [
+        ("mtl", "FINISHED"), ("seed-1", "FINISHED"), ("seed-2", "FINISHED"), ("seed-2", "KILLED"),
+        ("seed-3", "FINISHED"),
+    ]  # fmt: skip
+
+
+def test_a_method_without_epochs_retrains_an_unfinished_seed(tiny_task: Path, tmp_path: Path, capsys, monkeypatch):
+    from artbench.methods.classical.colour_hist_logreg import ColourHistLogReg
+
+    real = ColourHistLogReg.fit
+
+    def interrupted_in_seed_2(self, data, seed, ctx):
+        if seed == 2:
+            raise KeyboardInterrupt
+        return real(self, data, seed, ctx)
+
+    monkeypatch.setattr(ColourHistLogReg, "fit", interrupted_in_seed_2)
+    args = ("run", str(tiny_task), "colour_hist_logreg", "--seeds", "2", "--out", str(tmp_path), "--tracking-uri")
+    args = (*args, "none")
+    assert run_cli(capsys, *args)[0] == 130
+    monkeypatch.setattr(ColourHistLogReg, "fit", real)
+    code, out, _ = run_cli(capsys, *args, "--resume")
+    assert code == 0 and "2 seed(s)" in out
+    run_dir = _run_dirs(tmp_path, "colour_hist_logreg")[0]
+    cost = json.loads((run_dir / "seed-2" / "metrics.json").read_text())["cost"]
+    assert cost["epochs"] is None and cost["images_per_second"] is None and cost["train_seconds"] > 0
 
 
 def test_stl_trains_one_network_per_target(tiny_task: Path, tmp_path: Path, capsys) -> None:

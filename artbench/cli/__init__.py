@@ -27,7 +27,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ArtbenchError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        if isinstance(exc.__cause__, EOFError):  # click turns an EOFError (a truncated file) into Abort
+            raise exc.__cause__ from None
         console.print("[yellow]interrupted[/]")
         sys.exit(130)
     except typer.TyperException as exc:

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from artbench.cli.audit import AUDIT_EPILOG, audit
 from artbench.cli.common import PluginOpt, load_plugins, out, split_names
 from artbench.core.errors import ArtbenchError
 from artbench.core.progress import console as err_console
@@ -258,3 +259,6 @@ def datasets_stats(
             mark = " *" if c in s["underrepresented"] else ""
             classes.add_row(c + mark, str(k), f"{100 * k / max(total, 1):.1f}")
         out.print(classes)
+
+
+datasets_app.command("audit", epilog=AUDIT_EPILOG)(audit)

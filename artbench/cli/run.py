@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -10,15 +13,49 @@ import typer
 from rich.table import Table
 
 from artbench.cli.common import OutOpt, PluginOpt, load_plugins, out
+from artbench.core.errors import ArtbenchError
 from artbench.core.progress import console as err_console
 
 MAX_SEEDS = 1000
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler or ``kill``) stops a run as Ctrl-C does: finished seeds kept, the run marked incomplete,
+    the seed in progress keeping its checkpoint for ``--resume``."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(
     task: Annotated[str, typer.Argument(help="Task name (see `artbench tasks list`) or path to a task .toml.")],
     method: Annotated[str, typer.Argument(help="Method name (see `artbench methods list`).")],
-    seeds: Annotated[int, typer.Option(min=1, max=MAX_SEEDS, help="Number of training seeds (1..N).")] = 1,
+    run_dir: Annotated[
+        Path | None,
+        typer.Argument(
+            help="With --resume: the run folder to continue (default: the latest run in --out with the same task, "
+            "method and settings)."
+        ),
+    ] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option(min=1, max=MAX_SEEDS, help="Number of training seeds (1..N); default 1, or the resumed run's."),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue an interrupted run: finished seeds are kept, unfinished ones trained (from their last "
+            "epoch's checkpoint); a run with other settings is an error naming them.",
+        ),
+    ] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a method parameter: key=value.")] = None,
     config: Annotated[
         Path | None, typer.Option(help="Recipe file whose \\[config] table sets method parameters.")
@@ -35,7 +72,10 @@ def run(
     ] = None,
     plugin: PluginOpt = None,
 ) -> None:
-    """Train METHOD on TASK over several seeds, evaluate on the test split and print mean ± std."""
+    """Train METHOD on TASK over several seeds, evaluate on the test split and print mean ± std.
+
+    Ctrl-C or SIGTERM keeps the finished seeds and the checkpoint of the seed in progress: the same command with
+    --resume continues the run."""
     from artbench.core.device import resolve_device
     from artbench.core.params import load_config_file, parse_set_option
     from artbench.evaluation.metrics import metric_label
@@ -45,6 +85,10 @@ def run(
     from artbench.tasks import load_task
     from artbench.tracking.mlflow import default_tracking_uri
 
+    if run_dir is not None and not resume:
+        raise ArtbenchError(
+            f"a run folder ({run_dir}) is only taken with --resume: artbench run TASK METHOD --resume DIR"
+        )
     load_plugins(plugin)
     task_spec = load_task(task)
     entry = METHODS.get(method)
@@ -54,20 +98,22 @@ def run(
     dev = resolve_device(device)
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(out_dir)
     try:
-        outcome = run_benchmark(
-            task_spec,
-            entry,
-            chosen,
-            seeds=seeds,
-            out_dir=out_dir,
-            device=dev,
-            amp=amp,
-            tracking_uri=None if uri == "none" else uri,
-        )
+        with sigterm_as_interrupt():
+            outcome = run_benchmark(
+                task_spec,
+                entry,
+                chosen,
+                seeds=seeds,
+                out_dir=out_dir,
+                device=dev,
+                amp=amp,
+                tracking_uri=None if uri == "none" else uri,
+                resume=run_dir or resume,
+            )
     except RunInterrupted as stop:
         err_console.print(
             f"[yellow]interrupted[/]: {len(stop.seeds_completed)} finished seed(s) saved in {stop.run_dir}; "
-            "the run is marked incomplete",
+            "the run is marked incomplete; continue it with the same command and --resume",
             soft_wrap=True,
         )
         raise typer.Exit(130) from None
@@ -87,6 +133,14 @@ def run(
     table.add_section()
     table.add_row(*rows[-1], style="bold")
     out.print(table)
+    if resume and not outcome.seeds_trained and not outcome.seeds_busy:
+        out.print(f"nothing to resume: seeds {_seed_list(outcome.seeds_completed)} were already finished")
+    if outcome.seeds_busy:
+        out.print(f"seed(s) {_seed_list(outcome.seeds_busy)} are being trained by another process; status incomplete")
     out.print(f"results: {outcome.run_dir}")
     if uri != "none":
         out.print(f"MLflow:  {uri} (experiment '{task_spec.name}')")
+
+
+def _seed_list(seeds: list[int]) -> str:
+    return ", ".join(map(str, seeds)) or "none"

@@ -99,6 +99,14 @@ def _task_name(value: Any, source: str) -> str:
     return name
 
 
+def _split_seed(value: Any, source: str) -> int:
+    """NumPy seeds are non-negative integers below 2**32 (a negative one used to crash inside the split)."""
+    seed = _expect(value, int, f"{source}: split.seed")
+    if not 0 <= seed < 2**32:
+        raise ArtbenchError(f"{source}: split.seed must be an integer in [0, 2**32), got {seed}")
+    return seed
+
+
 def parse_task(data: dict[str, Any], source: str) -> TaskSpec:
     """Validate a task's TOML content; errors name ``source`` and the offending key."""
     _unknown_keys(data, _TASK_KEYS, source)
@@ -168,7 +176,7 @@ def parse_task(data: dict[str, Any], source: str) -> TaskSpec:
         targets=tuple(targets),
         description=_expect(data.get("description", ""), str, f"{source}: description"),
         dataset_options=dict(_expect(data.get("dataset_options", {}), dict, f"{source}: dataset_options")),
-        split=SplitSpec(protocol, fractions, _expect(split_raw.get("seed", 0), int, f"{source}: split.seed")),
+        split=SplitSpec(protocol, fractions, _split_seed(split_raw.get("seed", 0), source)),
         metrics=metrics,
         defaults=dict(_expect(data.get("defaults", {}), dict, f"{source}: defaults")),
         metadata=metadata,

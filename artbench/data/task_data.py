@@ -97,10 +97,60 @@ def _check_metadata(task: TaskSpec, table: pd.DataFrame) -> pd.DataFrame:
     return table[list(task.metadata)].reset_index(drop=True)
 
 
+def _check_images_in_one_group(task: TaskSpec, table: pd.DataFrame) -> None:
+    """An image file listed under two groups could sit in two splits: training on test images."""
+    groups = table.groupby("image")["group"].nunique()
+    shared = groups[groups > 1]
+    if len(shared):
+        first = shared.index[0]
+        names = sorted(map(str, table.loc[table["image"] == first, "group"].unique()))
+        raise ArtbenchError(
+            f"task {task.name!r}: {len(shared)} image file(s) belong to more than one group (first: {first} in "
+            f"groups {', '.join(names[:3])}); an image must belong to one record, so fix the group column"
+        )
+
+
+def _check_learnable(task: TaskSpec, targets: list[TargetSpec], labels: list[np.ndarray]) -> None:
+    """A multiclass target with a single known class scores 100 % without learning anything."""
+    single = [
+        t.name
+        for t, codes in zip(targets, labels, strict=True)
+        if t.kind == "multiclass" and len(set(codes[codes >= 0].tolist())) == 1
+    ]
+    if single:
+        raise ArtbenchError(
+            f"task {task.name!r}: target(s) {single} have a single class among their labels, so every metric would "
+            "be trivially perfect; remove them or check their column and background values"
+        )
+
+
+def _empty_split_reason(
+    task: TaskSpec, table: pd.DataFrame, targets: list[TargetSpec], labels: list[np.ndarray]
+) -> str:
+    """Why the grouped protocol left a split empty: classes held by fewer groups than there are splits go to
+    train and test first (so that they are learnt and evaluated), which can use up every group."""
+    group_codes = table["group"].to_numpy()
+    rare = sum(
+        int(pd.Series(group_codes[codes == c]).nunique() < 3)
+        for t, codes in zip(targets, labels, strict=True)
+        if t.kind == "multiclass"
+        for c in np.unique(codes[codes >= 0])
+    )
+    if task.split.protocol == "grouped" and rare:
+        return (
+            f"{rare} class(es) are held by fewer than 3 groups and went to train and test first; merge rare "
+            "classes, drop them, or use more data"
+        )
+    return (
+        "a split needs whole groups, so check the dataset's size, its group and split columns, or the split fractions"
+    )
+
+
 def prepare_task(task: TaskSpec) -> TaskData:
     """Load, encode and split a task's data (images are prepared later, at the size a method asks for)."""
     dataset = load_dataset(task)
     table = dataset.table
+    _check_images_in_one_group(task, table)
     targets = resolve_targets(task, table)
     metadata = _check_metadata(task, table)
     labels = encode_targets(table, targets)
@@ -113,8 +163,7 @@ def prepare_task(task: TaskSpec) -> TaskData:
         groups = table["group"].nunique()
         raise ArtbenchError(
             f"task {task.name!r}: the {'/'.join(empty)} split is empty ({len(split)} samples in {groups} groups); "
-            "a split needs whole groups, so check the dataset's size, its group and split columns, "
-            "or the split fractions"
+            + _empty_split_reason(task, table, targets, labels)
         )
     train = split == "train"
     unlabelled = [
@@ -127,6 +176,7 @@ def prepare_task(task: TaskSpec) -> TaskData:
             f"task {task.name!r}: target(s) {unlabelled} have no label in the train split; "
             "remove them from the task or check their column and background values"
         )
+    _check_learnable(task, targets, labels)
     population = slice(None) if task.underrepresented == "dataset" else train
     under = {t.name: underrepresented_classes(codes[population], t) for t, codes in zip(targets, labels, strict=True)}
     return TaskData(task, dataset, targets, labels, split, under, metadata)

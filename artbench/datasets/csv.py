@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,6 +11,8 @@ import pandas as pd
 
 from artbench.core.dataset import RESERVED_COLUMNS, Dataset, DatasetInfo, register_dataset
 from artbench.core.errors import ArtbenchError
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 INFO = DatasetInfo(
     "csv",
@@ -38,8 +42,13 @@ def read_csv_table(
         raise ArtbenchError(f"CSV file {str(path)!r} does not exist")
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        with open(path, newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), [])
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise ArtbenchError(f"cannot parse CSV {str(path)!r}: {exc}") from None
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:  # pandas would silently rename the second one "<name>.1"
+        raise ArtbenchError(f"CSV {str(path)!r}: column name(s) {repeated} appear more than once; rename them")
     wanted = [image_col] + [c for c in (group_col, split_col) if c] + list(targets or [])
     absent = [c for c in wanted if c not in raw.columns]
     if absent:
@@ -76,5 +85,11 @@ def csv_dataset(
     name: str | None = None,
 ) -> Dataset:
     """Bring-your-own collection: a CSV with an image column, an optional group column and target columns."""
+    dataset_name = name or Path(path).stem
+    if not SAFE_NAME.fullmatch(dataset_name):  # the name becomes a folder of the image cache
+        raise ArtbenchError(
+            f"dataset name {dataset_name!r} must be 1-100 letters, digits, '.', '_' or '-' starting with a letter or "
+            "digit; set dataset_options.name"
+        )
     table = read_csv_table(path, image_col=image_col, group_col=group_col, split_col=split_col, image_root=image_root)
-    return Dataset(name or Path(path).stem, table)
+    return Dataset(dataset_name, table)

@@ -5,9 +5,10 @@ silk heritage" (SilkNet), ISPRS Annals X-1/W1-2023, section 4 ("Dataset"), Table
 Table 2 (class-distribution statistics).
 Dataset DOI: https://doi.org/10.5281/zenodo.5743090.
 
-The constants are copied from the paper, not derived from the data; ``tests/test_synth.py`` checks that they
-are consistent with each other (Table 1 counts reproduce the §4 percentages and Table 2). They parameterise
-the synthetic ``silknow-synth`` generator in :mod:`artbench.datasets.silknow_synth`.
+The constants are copied from the paper, not derived from the data; ``tests/datasets/test_silknow_synth.py``
+checks that they are consistent with each other (Table 1 counts reproduce the §4 percentages and Table 2). They
+parameterise the synthetic ``silknow-synth`` generator (:mod:`artbench.datasets.silknow_synth.labels`), whose
+48,912-image task ``silknow-synth-full`` has exactly these counts.
 """
 
 from __future__ import annotations

@@ -29,6 +29,27 @@ EpochLogger = Callable[[int, Mapping[str, float]], None]
 
 
 @dataclass
+class TrainingCost:
+    """What fitting one seed cost, filled in by the training loop (and by a method that compiles or runs
+    deterministically); the runner adds wall time, device and peak GPU memory and stores it with the seed."""
+
+    epochs: int = 0
+    """Epochs trained, summed over the sub-models of a seed (0 for a method without epochs)."""
+    images: int = 0
+    """Training images processed (every epoch, every sub-model)."""
+    seconds: float = 0.0
+    """Time in the training loops, including epochs restored from checkpoints (their time before the restart)."""
+    resumed_epochs: int = 0
+    """Epochs restored from checkpoints instead of trained in this process."""
+    resumed_seconds: float = 0.0
+    """The part of ``seconds`` spent before the restart (by the process that wrote the checkpoints)."""
+    compiled: bool = False
+    """Whether the model ran through ``torch.compile``."""
+    deterministic: bool | None = None
+    """Whether deterministic algorithms were enforced (None: not set by the method)."""
+
+
+@dataclass
 class RunContext:
     """Run-level settings and services a method may use while fitting one seed."""
 
@@ -36,11 +57,16 @@ class RunContext:
     amp: bool = True
     """bf16 autocast on CUDA."""
     seed_dir: Path | None = None
-    """A folder of the seed's own (written before the seed is complete) for checkpoints and artefacts."""
+    """A folder of the seed's own (written before the seed is complete) for artefacts."""
     log_epoch: EpochLogger | None = None
     """Per-epoch values (losses) for MLflow; the key prefix names a sub-model where a method trains several."""
     description: str = "training"
     """Label of progress bars (``seed 2``)."""
+    checkpoint_dir: Path | None = None
+    """Where a method with epochs saves a checkpoint after every epoch and resumes from the latest one it finds
+    there (an interrupted seed continues where it stopped); None: no checkpoints."""
+    cost: TrainingCost = field(default_factory=TrainingCost)
+    """Filled in while fitting; see :class:`TrainingCost`."""
 
     def log(self, epoch: int, values: Mapping[str, float]) -> None:
         if self.log_epoch is not None:

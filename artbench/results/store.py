@@ -9,19 +9,30 @@
   seed-<k>/predictions.csv   image, <target>.true, <target>.pred (multilabel joined by the separator)
   seed-<k>/scores.npz        one array per target, rows as predictions.csv, columns as metrics.json's "classes"
   seed-<k>/*.png             plots
+  seed-<k>/complete.json     written last: size and SHA-256 of every file above (format 3)
+  seed-<k>.tmp/              the seed in progress; checkpoints/ holds a torch method's per-epoch checkpoints
+  tracking.json      MLflow store and parent run id, so that a resumed run logs into the same parent
+  logs/              sweep job logs and seed-<k>.failed notes
+  .seed-<k>.lock, .run.lock  lock files (flock): a seed in training, the summary being rebuilt
 ```
-A seed folder is written as ``seed-<k>.tmp`` and renamed when complete, so a folder named ``seed-<k>`` is always
-whole. Format 1 (before ``format_version``) had no ``scores.npz``; it is read, but its scores are not.
+A seed folder is written as ``seed-<k>.tmp``; its marker ``complete.json`` is written last and the folder is then
+renamed, so a ``seed-<k>`` folder is whole, and a format-3 seed folder without a valid marker is never taken for a
+finished one (:func:`seed_complete`). Format 1 (before ``format_version``) had no ``scores.npz``; it is read, but its
+scores are not. Format 2 had no markers and no cost; it is read, but not resumed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +42,13 @@ import pandas as pd
 
 from artbench.core.errors import ArtbenchError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 SUMMARY, CONFIG, ENVIRONMENT = "summary.json", "config.json", "environment.json"
 METRICS, PREDICTIONS, SCORES = "metrics.json", "predictions.csv", "scores.npz"
+COMPLETE, CHECKPOINTS, TRACKING, LOGS = "complete.json", "checkpoints", "tracking.json", "logs"
+RESUMABLE_FORMAT = 3
+"""The first format whose seed folders carry completion markers: older runs are read but not resumed."""
+_CHECKPOINT_EPOCH = re.compile(r"-epoch-(\d+)\.pt$")
 
 
 def new_run_id() -> str:
@@ -67,8 +82,164 @@ def _read_json(path: Path) -> Any:
         raise ArtbenchError(f"cannot read {str(path)!r} ({type(exc).__name__}); the run folder is damaged") from None
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder's entries) to disk, so that a marker never outlives what it describes."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _seed_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != COMPLETE)
+
+
+def write_completion_marker(folder: Path, seed: int) -> None:
+    """Write ``complete.json`` (size and SHA-256 of every file of the seed folder) after flushing those files."""
+    files = _seed_files(folder)
+    for path in files:
+        _fsync(path)
+    entries = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)} for p in files}
+    marker = folder / COMPLETE
+    write_json(marker, {"seed": seed, "written": dt.datetime.now().isoformat(timespec="seconds"), "files": entries})
+    _fsync(marker)
+
+
+def seed_complete(seed_dir: Path, verify: bool = True) -> bool:
+    """Whether ``seed_dir`` is a finished format-3 seed: its marker reads and (``verify``) every file it lists has
+    the recorded size and SHA-256. A damaged or half-copied folder is not complete."""
+    try:
+        marker = json.loads((seed_dir / COMPLETE).read_text(encoding="utf-8"))
+        files = marker["files"]
+        for name, entry in files.items():
+            path = seed_dir / name
+            if path.stat().st_size != entry["size"] or (verify and _sha256(path) != entry["sha256"]):
+                return False
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return bool(files)
+
+
+def seed_numbers(run_dir: Path) -> list[int]:
+    """Seeds with a published folder ``seed-<k>`` (complete or not), ascending."""
+    found = (re.fullmatch(r"seed-(\d+)", p.name) for p in Path(run_dir).iterdir() if p.is_dir())
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def completed_seeds(run_dir: Path, verify: bool = True) -> list[int]:
+    """Seeds of a format-3 run whose folder is complete (see :func:`seed_complete`), ascending."""
+    return [k for k in seed_numbers(run_dir) if seed_complete(Path(run_dir) / f"seed-{k}", verify)]
+
+
+def checkpoint_epoch(run_dir: Path, seed: int) -> int | None:
+    """The latest epoch checkpointed for an unfinished seed (``seed-<k>.tmp/checkpoints/*-epoch-<e>.pt``)."""
+    folder = Path(run_dir) / f"seed-{seed}.tmp" / CHECKPOINTS
+    epochs = [int(m.group(1)) for p in folder.glob("*.pt") if (m := _CHECKPOINT_EPOCH.search(p.name))]
+    return max(epochs) if epochs else None
+
+
+class Lock:
+    """An exclusive ``flock`` on a file; the operating system releases it when the holder dies (kill -9 too)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self._fd = path, None
+
+    def acquire(self, blocking: bool = True) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def seed_lock(run_dir: Path, seed: int) -> Lock:
+    """The lock a process holds while it trains ``seed`` of a run (concurrent sweep jobs skip a locked seed)."""
+    return Lock(Path(run_dir) / f".seed-{seed}.lock")
+
+
+def seed_busy(run_dir: Path, seed: int) -> bool:
+    """Whether another process is training ``seed`` of the run now."""
+    lock = seed_lock(run_dir, seed)
+    if not lock.path.exists():
+        return False
+    if lock.acquire(blocking=False):
+        lock.release()
+        return False
+    return True
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Serialise the writes that concern a whole run (summary.json, environment.json, MLflow parent status)."""
+    lock = Lock(Path(run_dir) / ".run.lock")
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def read_tracking(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``tracking.json`` (MLflow store and parent run id), or None."""
+    try:
+        found = json.loads((Path(run_dir) / TRACKING).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def write_tracking(run_dir: Path, tracking: Mapping[str, Any]) -> None:
+    write_json(Path(run_dir) / TRACKING, tracking)
+
+
+def failure_note(run_dir: Path, seed: int) -> Path:
+    """``logs/seed-<k>.failed``: the last error of a seed that failed in a sweep job (removed when it finishes)."""
+    return Path(run_dir) / LOGS / f"seed-{seed}.failed"
+
+
+def record_failure(run_dir: Path, seed: int, message: str) -> None:
+    note = failure_note(run_dir, seed)
+    note.parent.mkdir(exist_ok=True)
+    tmp = note.with_name(note.name + ".tmp")
+    tmp.write_text(message.strip() + "\n", encoding="utf-8")
+    os.replace(tmp, note)
+
+
+def clear_failure(run_dir: Path, seed: int) -> None:
+    failure_note(run_dir, seed).unlink(missing_ok=True)
+
+
+def failures(run_dir: Path) -> dict[int, str]:
+    """Seed → first line of its last recorded failure."""
+    found = {}
+    for note in (Path(run_dir) / LOGS).glob("seed-*.failed"):
+        m = re.fullmatch(r"seed-(\d+)\.failed", note.name)
+        if m:
+            text = note.read_text(encoding="utf-8", errors="replace").strip()
+            found[int(m.group(1))] = text.splitlines()[0] if text else "failed"
+    return dict(sorted(found.items()))
+
+
 class RunWriter:
-    """Creates a run folder and writes its files; every write is atomic."""
+    """Creates a run folder (or reopens one, :meth:`reopen`) and writes its files; every write is atomic."""
 
     def __init__(self, out_dir: Path, task: str, method: str) -> None:
         self.run_id = new_run_id()
@@ -80,6 +251,14 @@ class RunWriter:
             raise ArtbenchError(
                 f"cannot create the run folder {str(self.run_dir)!r} ({exc}); pass a writable --out"
             ) from None
+
+    @classmethod
+    def reopen(cls, run_dir: Path, task: str, method: str) -> RunWriter:
+        """A writer for an existing run folder (resume)."""
+        writer = cls.__new__(cls)
+        writer.run_dir, writer.run_id = Path(run_dir), Path(run_dir).name
+        writer.task, writer.method = task, method
+        return writer
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         write_json(self.run_dir / CONFIG, config)
@@ -113,7 +292,8 @@ class RunWriter:
         scores: Mapping[str, np.ndarray],
         extra: Callable[[Path], None] | None = None,
     ) -> Path:
-        """Write one finished seed (``extra`` adds files such as plots) and publish it by renaming."""
+        """Write one finished seed (``extra`` adds files such as plots), drop its checkpoints, write the completion
+        marker last and publish the folder by renaming."""
         tmp, final = self.seed_tmp(seed), self.run_dir / f"seed-{seed}"
         tmp.mkdir(exist_ok=True)
         write_json(tmp / METRICS, metrics)
@@ -121,11 +301,42 @@ class RunWriter:
         np.savez_compressed(tmp / SCORES, **{name: np.asarray(v) for name, v in scores.items()})
         if extra is not None:
             extra(tmp)
+        shutil.rmtree(tmp / CHECKPOINTS, ignore_errors=True)
+        write_completion_marker(tmp, seed)
         os.replace(tmp, final)
+        _fsync(self.run_dir)
         return final
 
     def discard_seed(self, seed: int) -> None:
         shutil.rmtree(self.seed_tmp(seed), ignore_errors=True)
+
+    def reset_seed_tmp(self, seed: int) -> Path:
+        """``seed-<k>.tmp`` emptied of everything but its checkpoints (a resumed seed continues from them)."""
+        tmp = self.seed_tmp(seed)
+        tmp.mkdir(exist_ok=True)
+        for path in tmp.iterdir():
+            if path.name != CHECKPOINTS:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        return tmp
+
+    def end_seed_attempt(self, seed: int) -> None:
+        """After an interrupted or failed seed: keep ``seed-<k>.tmp`` only when it holds a checkpoint to resume."""
+        tmp = self.seed_tmp(seed)
+        if not any((tmp / CHECKPOINTS).glob("*.pt")):
+            self.discard_seed(seed)
+            return
+        self.reset_seed_tmp(seed)
+
+    def set_aside_incomplete_seed(self, seed: int) -> Path | None:
+        """Move a ``seed-<k>`` folder that is not complete to ``seed-<k>.incomplete`` (replacing an older one), so
+        that the seed can be trained again; returns the new place, or None when there was nothing to move."""
+        final = self.run_dir / f"seed-{seed}"
+        if not final.exists() or seed_complete(final):
+            return None
+        aside = self.run_dir / f"seed-{seed}.incomplete"
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(final, aside)
+        return aside
 
 
 @dataclass
@@ -156,7 +367,7 @@ class RunRecord:
 
     def seed_dir(self, seed: int) -> Path:
         path = self.run_dir / f"seed-{seed}"
-        if not path.is_dir():
+        if not path.is_dir() or (self.format_version >= RESUMABLE_FORMAT and not (path / COMPLETE).is_file()):
             raise ArtbenchError(f"run {str(self.run_dir)!r} has no finished seed {seed}")
         return path
 

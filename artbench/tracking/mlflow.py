@@ -27,6 +27,10 @@ _KEY_CHARS = re.compile(r"[^\w.\- /]")
 MAX_METRICS, MAX_PARAMS, MAX_PARAM_LENGTH = 1000, 100, 6000
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 """Used for a tracking server unless set: MLflow's defaults (7 retries, 120 s) stall a run for minutes."""
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+"""Set on the experiments artbench creates: they hold model training, not GenAI traces (MLflow 3's UI kinds)."""
+KIND_TAG = "artbench.kind"
+"""Tag of the runs that are no training run: ``leaderboard`` (``artbench leaderboard build``), ``comparison``."""
 
 
 def metric_key(*parts: str) -> str:
@@ -111,7 +115,9 @@ class MlflowTracker:
                 # A local store keeps artifacts beside it; a server decides where its artifacts go.
                 local = not (server or tracking_uri.startswith("databricks"))
                 location = (artifact_root / experiment).resolve().as_uri() if artifact_root and local else None
-                self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+                self.experiment_id = self.client.create_experiment(
+                    experiment, artifact_location=location, tags=EXPERIMENT_TAGS
+                )
             else:
                 self.experiment_id = found.experiment_id
         except Exception as exc:
@@ -144,6 +150,44 @@ class MlflowTracker:
 
         self._attempt("start the run", create)
 
+    def reopen_run(self, run_id: str) -> bool:
+        """Continue the parent run ``run_id`` of a resumed run (status back to RUNNING); False when the store has no
+        such run in this experiment, so that the caller starts a new one."""
+        try:
+            run = self.client.get_run(run_id)
+        except Exception:
+            return False
+        if run.info.experiment_id != self.experiment_id or run.info.lifecycle_stage != "active":
+            return False
+        self.parent_id = run_id
+        self._attempt("reopen the run", lambda: self.client.update_run(run_id, status="RUNNING"))
+        return self.lost is None
+
+    def kill_stale_seed_runs(self, in_progress: Callable[[int], bool]) -> None:
+        """Mark the parent's nested seed runs left RUNNING by a killed process as KILLED; ``in_progress(seed)``
+        spares the seeds that another process is training now."""
+
+        def mark() -> None:
+            stale = self.client.search_runs(
+                [self.experiment_id],
+                f"tags.`mlflow.parentRunId` = '{self.parent_id}' and attributes.status = 'RUNNING'",
+            )
+            for run in stale:
+                seed = run.data.tags.get("artbench.seed", "")
+                if not (seed.isdigit() and in_progress(int(seed))):
+                    self.client.set_terminated(run.info.run_id, "KILLED")
+
+        self._attempt("mark the seed runs of a killed process", mark)
+
+    def set_run_status(self, status: str, outcome: str) -> None:
+        """Set the parent run's MLflow ``status`` (RUNNING, SCHEDULED: seeds still to come) without closing it."""
+
+        def update() -> None:
+            self.client.set_tag(self.parent_id, "artbench.status", outcome)
+            self.client.update_run(self.parent_id, status=status)
+
+        self._attempt("update the run's status", update)
+
     def start_seed(self, seed: int, tags: Mapping[str, str]) -> None:
         def create() -> None:
             tags_ = {"mlflow.parentRunId": self.parent_id, "artbench.seed": str(seed), **tags}
@@ -155,8 +199,15 @@ class MlflowTracker:
         metrics = {k: v for k, v in record.items() if k != "epoch"}
         self._attempt(f"log epoch {epoch}", lambda: self._log_metrics(self.seed_id, metrics, step=epoch))
 
-    def end_seed(self, metrics: Mapping[str, float], files: Iterable[Path]) -> None:
-        self._attempt("log the seed's results", lambda: self._finish(self.seed_id, metrics, files, "FINISHED"))
+    def end_seed(
+        self, metrics: Mapping[str, float], files: Iterable[Path], params: Mapping[str, Any] | None = None
+    ) -> None:
+        def finish() -> None:
+            if params:
+                self._log_params(self.seed_id, params)
+            self._finish(self.seed_id, metrics, files, "FINISHED")
+
+        self._attempt("log the seed's results", finish)
         self.seed_id = None
 
     def fail_seed(self, status: str) -> None:
@@ -172,6 +223,31 @@ class MlflowTracker:
             self._finish(self.parent_id, summary, files, status)
 
         self._attempt("close the MLflow run", close)
+
+    def log_finished_run(
+        self,
+        name: str,
+        kind: str,
+        tags: Mapping[str, str],
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        files: Iterable[Path],
+    ) -> str | None:
+        """Log a whole run at once, tagged ``artbench.kind`` = ``kind``, beside the training runs of the experiment
+        (leaderboards and comparisons are read from disk, so they have no seeds or epochs); its run id, or ``None``
+        when logging stopped."""
+        created: list[str] = []
+
+        def log() -> None:
+            run_id = self.client.create_run(
+                self.experiment_id, run_name=name, tags={KIND_TAG: kind, **tags}
+            ).info.run_id
+            created.append(run_id)
+            self._log_params(run_id, params)
+            self._finish(run_id, metrics, files, "FINISHED")
+
+        self._attempt(f"log the {kind} run", log)
+        return created[0] if created and self.lost is None else None
 
     def _finish(self, run_id: str | None, metrics: Mapping[str, float], files: Iterable[Path], status: str) -> None:
         self._log_metrics(run_id, metrics)
@@ -190,3 +266,17 @@ class MlflowTracker:
         items = [self._Metric(keys[k], float(v), now, step) for k, v in metrics.items() if v == v]
         for chunk in _chunks(items, MAX_METRICS):
             self.client.log_batch(run_id, metrics=chunk)
+
+
+def experiment_ids(tracking_uri: str) -> dict[str, str]:
+    """Name → id of the active experiments in a tracking store."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    return {e.name: e.experiment_id for e in client.search_experiments()}
+
+
+def runs_page_url(base_url: str, experiment_id: str) -> str:
+    """The MLflow UI page listing an experiment's runs (training runs with their nested seeds, leaderboards and
+    comparisons); MLflow 3 otherwise lands on its GenAI overview, empty for training runs."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"

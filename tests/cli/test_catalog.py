@@ -14,6 +14,7 @@ def test_methods_show_prints_parameters_defaults_and_docs(capsys) -> None:
     assert "SilkNetMethod" in out and "Dorozynski 2023, Table 3" in out
     assert "gamma" in out and "2.0 *" in out  # fixed by the recipe
     assert "augment" in out and "the paper uses none" in out
+    assert "a task's [defaults] cannot change it" in out
     code, _, err = run_cli(capsys, "methods", "show", "nope")
     assert code == 2 and "unknown method 'nope'" in err
 

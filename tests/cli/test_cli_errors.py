@@ -414,3 +414,16 @@ def test_a_dataset_too_big_for_memory() -> None:
     register_dataset("huge")(huge)
     with pytest.raises(ArtbenchError, match=r"task 'x': not enough memory to build dataset 'huge'"):
         build_dataset("huge", {"num_images": 10**10}, "task 'x'")
+
+
+def test_an_eof_error_is_not_taken_for_ctrl_c(monkeypatch, capsys) -> None:
+    """click turns EOFError into Abort; a truncated file read somewhere must not print "interrupted" (exit 130)."""
+    import artbench.tasks
+
+    def truncated(name: str):
+        raise EOFError("Ran out of input")
+
+    monkeypatch.setattr(artbench.tasks, "load_task", truncated)
+    with pytest.raises(EOFError, match="Ran out of input"):
+        run_cli(capsys, "run", "silknow-synth", "mtl")
+    assert "interrupted" not in capsys.readouterr().err

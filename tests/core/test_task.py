@@ -22,6 +22,7 @@ BASE = {"name": "t", "dataset": "csv", "targets": [{"name": "place"}]}
         ({"targets": [{"name": "overall"}]}, "'overall' is reserved"),
         ({"split": {"protocol": "random"}}, "unknown split protocol"),
         ({"split": {"fractions": [0.5, 0.5]}}, "three positive numbers"),
+        ({"split": {"seed": -1}}, r"split.seed must be an integer in \[0, 2\*\*32\), got -1"),
         ({"metrics": []}, "metrics is empty"),
         ({"metadata": ["place"]}, r"metadata columns \['place'\] are targets"),
         ({"underrepresented": "test"}, "underrepresented must be one of dataset, train"),

@@ -59,3 +59,62 @@ def test_an_empty_split_is_refused_before_any_image_is_read(tmp_path) -> None:
     )
     with pytest.raises(ArtbenchError, match="task 't': the val split is empty"):
         prepare_task(task)
+
+
+def test_repeated_column_names_are_refused(tmp_path) -> None:
+    """pandas would rename the second ``place`` to ``place.1`` and the task would train on the first one."""
+    (tmp_path / "c.csv").write_text("image,place,place\na.jpg,FR,ES\n")
+    with pytest.raises(ArtbenchError, match=r"column name\(s\) \['place'\] appear more than once"):
+        read_csv_table(tmp_path / "c.csv")
+
+
+@pytest.mark.parametrize("name", ["../../x", "/abs/path", ".hidden", "a/b"])
+def test_a_dataset_name_cannot_place_the_cache_outside_the_data_home(tmp_path, name: str) -> None:
+    (tmp_path / "c.csv").write_text("image,place\na.jpg,FR\n")
+    with pytest.raises(ArtbenchError, match="must be 1-100 letters"):
+        csv_dataset(str(tmp_path / "c.csv"), name=name)
+
+
+def _task(tmp_path, rows: str, **extra):
+    from artbench.core.task import parse_task
+
+    (tmp_path / "c.csv").write_text(rows)
+    return parse_task(
+        {
+            "name": "t",
+            "dataset": "csv",
+            "dataset_options": {"path": str(tmp_path / "c.csv"), "group_col": "obj"},
+            "targets": [{"name": "place"}],
+            **extra,
+        },
+        "t.toml",
+    )
+
+
+def test_an_image_in_two_groups_is_refused(tmp_path) -> None:
+    from artbench.data.task_data import prepare_task
+
+    rows = (
+        "image,obj,place\n" + "".join(f"{i}.jpg,o{i},{'FR' if i % 2 else 'ES'}\n" for i in range(30)) + "3.jpg,o9,FR\n"
+    )
+    with pytest.raises(ArtbenchError, match=r"1 image file\(s\) belong to more than one group \(first: .*3.jpg in"):
+        prepare_task(_task(tmp_path, rows))
+
+
+def test_a_single_class_target_is_refused(tmp_path) -> None:
+    from artbench.data.task_data import prepare_task
+
+    rows = "image,obj,place\n" + "".join(f"{i}.jpg,o{i},FR\n" for i in range(30))
+    with pytest.raises(ArtbenchError, match=r"target\(s\) \['place'\] have a single class"):
+        prepare_task(_task(tmp_path, rows))
+
+
+def test_an_empty_split_from_rare_classes_says_so(tmp_path) -> None:
+    """500 classes over 600 single-image groups: rare classes take every group for train and test."""
+    from artbench.data.task_data import prepare_task
+
+    rows = "image,obj,place\n" + "".join(f"{i}.jpg,o{i},c{i % 500}\n" for i in range(600))
+    with pytest.raises(
+        ArtbenchError, match=r"the val split is empty .*500 class\(es\) are held by fewer than 3 groups"
+    ):
+        prepare_task(_task(tmp_path, rows))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from pathlib import Path
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from artbench.data.stats import imbalance_ratio, underrepresented_mask
 from artbench.datasets import silknow_synth as synth
 from artbench.datasets.silknow_reference import (
     BACKGROUND_COUNTS,
@@ -21,7 +23,10 @@ from artbench.datasets.silknow_reference import (
     TABLE2,
     TARGETS,
 )
-from artbench.datasets.silknow_synth import CSV_COLUMNS, generate_silknow_synth
+from artbench.datasets.silknow_synth import CSV_COLUMNS, class_counts, generate_silknow_synth, sample_records
+from artbench.datasets.silknow_synth.generate import write_samples_csv
+from artbench.datasets.silknow_synth.labels import MIN_RECORDS_PER_CLASS, UNKNOWN, largest_remainder
+from tests.conftest import run_cli
 
 # --------------------------------------------------------------------------------------------------
 # Reference constants (SilkNet §4, Tables 1 and 2)
@@ -61,7 +66,140 @@ def test_reference_counts_reproduce_table2(target: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Generator
+# Class counts (exact Table 1 at 48,912 images, largest-remainder rounding elsewhere)
+
+# Computed by hand from Table 1 at 4,000 images (quota = count x 4000 / 48912; UZ 3.43 -> 3, 13th c. 3.52 -> 4):
+# IR = top class / rarest class, e.g. place 654 / 3.
+IR_AT_4000 = {"place": 218.0, "material": 7.0, "time": 204.0, "technique": 112.2, "depiction": 32.0}
+
+
+def _foreground(counts: dict[str, int], target: str) -> np.ndarray:
+    return np.array([counts[c] for c in CLASS_COUNTS[target]])
+
+
+def test_largest_remainder() -> None:
+    assert largest_remainder([1, 1, 1], 10).tolist() == [4, 3, 3]  # a tie goes to the first
+    assert largest_remainder([5, 3, 2], 10).tolist() == [5, 3, 2]
+    assert largest_remainder([5, 3, 2], 7).tolist() == [4, 2, 1]  # quotas 3.5, 2.1, 1.4
+    assert largest_remainder([7, 0], 3).tolist() == [3, 0]
+
+
+def test_full_size_counts_are_table1_exactly() -> None:
+    counts = class_counts(NUM_IMAGES)
+    for target in TARGETS:
+        expected = {**CLASS_COUNTS[target], BACKGROUND_LABELS[target]: BACKGROUND_COUNTS[target]}
+        unknown = NUM_IMAGES - sum(expected.values())
+        assert counts[target] == {**expected, UNKNOWN: unknown}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_counts_at_4000_reproduce_table2_but_ir(target: str) -> None:
+    counts = class_counts(4000)[target]
+    assert sum(counts.values()) == 4000
+    fg = _foreground(counts, target)
+    k, under, _ = TABLE2[target]
+    assert len(fg) == k and fg.min() >= MIN_RECORDS_PER_CLASS
+    assert int(underrepresented_mask(fg).sum()) == under
+    assert round(imbalance_ratio(fg), 1) == IR_AT_4000[target]
+    assert abs(100 * fg.sum() / 4000 - LABELLED_PERCENT[target]) < 0.1
+    quotas = np.array([*CLASS_COUNTS[target].values()]) * 4000 / NUM_IMAGES
+    assert np.abs(fg - quotas).max() < 1.0  # plain rounding: the minimum of 3 does not bind at this size
+    assert abs(counts[BACKGROUND_LABELS[target]] - BACKGROUND_COUNTS[target] * 4000 / NUM_IMAGES) < 1.0
+
+
+def test_small_sizes_inflate_rare_classes_or_leave_them_out() -> None:
+    counts = class_counts(400)
+    # 29 known depiction labels (3,497 x 400 / 48,912 = 28.6) for 9 labels of 3 images at least: flower 19.2 -> 5
+    assert _foreground(counts["depiction"], "depiction").tolist() == [5, 3, 3, 3, 3, 3, 3, 3]
+    assert counts["place"]["UZ"] == 3 and counts["technique"]["bg technique"] == 3
+    for n in (4, 10, 40, 100, 400, 2995, 2996):
+        for target, by_label in class_counts(n).items():
+            assert sum(by_label.values()) == n
+            present = [v for label, v in by_label.items() if label != UNKNOWN and v > 0]
+            assert min(present, default=MIN_RECORDS_PER_CLASS) >= MIN_RECORDS_PER_CLASS, (n, target)
+    at_ten = class_counts(10)
+    assert at_ten["place"]["GB"] >= 3 and at_ten["place"]["UZ"] == 0 and set(at_ten["depiction"].values()) <= {0, 10}
+
+
+# --------------------------------------------------------------------------------------------------
+# Records: labels dealt exactly (no rendering)
+
+
+def _check_records(num_images: int, seed: int = 0) -> pd.DataFrame:
+    records = sample_records(num_images, np.random.default_rng([seed, 0]))
+    sizes = records.sizes
+    assert sizes.sum() == num_images and sizes.min() >= 1 and sizes.max() <= 3
+    labels = pd.DataFrame(records.labels()).assign(size=sizes)
+    for target, expected in class_counts(num_images).items():
+        images = labels.groupby(target)["size"].sum()
+        assert images.to_dict() == {label: n for label, n in expected.items() if n}, (num_images, target)
+        per_label = labels[labels[target] != UNKNOWN].groupby(target).size()
+        assert (per_label >= MIN_RECORDS_PER_CLASS).all(), (num_images, target)
+    foreground = pd.DataFrame({t: labels[t].isin(list(CLASS_COUNTS[t])) for t in TARGETS})
+    assert foreground.any(axis=1).all(), "every record needs a known foreground label"
+    return labels
+
+
+def test_records_carry_the_exact_counts() -> None:
+    for n in (*range(4, 61), 397, 4000):
+        _check_records(n, seed=n % 3)
+    labels = _check_records(4000)
+    assert np.bincount(labels["size"]).tolist()[1:] == pytest.approx([667, 667, 667], abs=60)  # 1-3 uniformly
+    with pytest.raises(ValueError, match="too few"):
+        sample_records(3, np.random.default_rng(0))
+
+
+def test_time_follows_place_for_some_records() -> None:
+    labels = _check_records(4000)
+    known = labels[labels.place.isin(list(CLASS_COUNTS["place"])) & labels.time.isin(list(CLASS_COUNTS["time"]))]
+    place_rank = known.place.map({c: i for i, c in enumerate(CLASS_COUNTS["place"])})
+    time_rank = known.time.map({c: i for i, c in enumerate(CLASS_COUNTS["time"])})
+    assert 0.1 < place_rank.corr(time_rank, method="spearman") < 0.6
+
+
+@pytest.fixture(scope="module")
+def unrendered_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("unrendered")
+
+
+@pytest.fixture
+def labels_only(monkeypatch: pytest.MonkeyPatch, unrendered_home: Path) -> Path:
+    """A private data home where silknow-synth writes its CSV but renders no image (label sampling at full size)."""
+    monkeypatch.setenv("ARTBENCH_DATA", str(unrendered_home))
+    monkeypatch.setattr(synth.generate, "write_images", lambda *args, **kwargs: None)
+    return unrendered_home
+
+
+def test_full_size_task_reproduces_table2_exactly(labels_only: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "datasets", "stats", "silknow-synth-full", "--json")
+    assert code == 0, err
+    stats = json.loads(out)
+    assert stats["num_samples"] == NUM_IMAGES
+    for target, (k, under, ir) in TABLE2.items():
+        s = stats["targets"][target]
+        assert s["class_counts"] == CLASS_COUNTS[target]
+        assert (s["num_classes"], s["num_underrepresented"], round(s["imbalance_ratio"], 1)) == (k, under, ir)
+        assert round(100 * s["labelled_fraction"], 1) == LABELLED_PERCENT[target]
+        assert s["background"] == BACKGROUND_COUNTS[target]
+    assert (labels_only / "silknow-synth" / f"n{NUM_IMAGES}-px64-seed0-v{synth.GENERATOR_VERSION}").is_dir()
+
+
+@pytest.mark.parametrize("task", ["silknow-synth", "silknow-synth-full"])
+def test_grouped_split_holds_every_class_everywhere(task: str, labels_only: Path) -> None:
+    from artbench.data.task_data import prepare_task
+    from artbench.tasks import load_task
+
+    data = prepare_task(load_task(task))
+    for spec, codes in zip(data.targets, data.labels, strict=True):
+        classes = set(range(spec.num_classes + len(spec.background)))
+        for split in ("train", "val", "test"):
+            assert set(codes[data.split == split].tolist()) - {-1} == classes, (task, spec.name, split)
+    test_uz = int(((data.split == "test") & (data.dataset.table.place == "UZ")).sum())
+    assert test_uz >= 1 if task == "silknow-synth" else 5 <= test_uz <= 12
+
+
+# --------------------------------------------------------------------------------------------------
+# Generator (rendered at small sizes only)
 
 
 def _generate(root: Path, **kwargs) -> Path:
@@ -81,7 +219,9 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def large(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    csv_path = _generate(tmp_path_factory.mktemp("large") / "ds", num_images=3000, image_size=16, seed=0)
+    """The samples.csv of 3,000 images (the CSV writer without rendering)."""
+    csv_path = tmp_path_factory.mktemp("large") / "samples.csv"
+    write_samples_csv(csv_path, sample_records(3000, np.random.default_rng([0, 0])))
     return pd.read_csv(csv_path, keep_default_na=False)
 
 
@@ -140,7 +280,7 @@ def test_idempotent_and_parameter_mismatch(tmp_path: Path) -> None:
 
 def test_crash_leaves_no_partial_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = {"n": 0}
-    render = synth._render
+    render = synth.generate.render_view
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -148,13 +288,13 @@ def test_crash_leaves_no_partial_dataset(tmp_path: Path, monkeypatch: pytest.Mon
             raise RuntimeError("simulated crash")
         return render(*args, **kwargs)
 
-    monkeypatch.setattr(synth, "_render", flaky)
+    monkeypatch.setattr(synth.generate, "render_view", flaky)
     root = tmp_path / "ds"
     with pytest.raises(RuntimeError, match="simulated crash"):
         _generate(root, num_images=20, image_size=16)
     assert not root.exists()
     assert list(tmp_path.iterdir()) == []
-    monkeypatch.setattr(synth, "_render", render)
+    monkeypatch.setattr(synth.generate, "render_view", render)
     assert _generate(root, num_images=20, image_size=16).is_file()
 
 
@@ -181,7 +321,7 @@ def test_records_and_labels(large: pd.DataFrame) -> None:
 @pytest.mark.parametrize("target", TARGETS)
 def test_label_availability_and_top_class(large: pd.DataFrame, target: str) -> None:
     is_foreground = large[target].isin(list(CLASS_COUNTS[target]))
-    assert abs(100.0 * is_foreground.mean() - LABELLED_PERCENT[target]) < 3.0
+    assert abs(100.0 * is_foreground.mean() - LABELLED_PERCENT[target]) < 0.1  # exact up to rounding
     top = large.loc[is_foreground, target].value_counts().index[0]
     assert top == next(iter(CLASS_COUNTS[target]))
 

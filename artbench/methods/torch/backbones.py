@@ -1,14 +1,24 @@
 """Backbone registry: feature extractors mapping ``[N, 3, H, W]`` images to ``[N, D]`` features.
 
-Each entry exposes its residual blocks in order, so that only the last ``NB_RN`` of them are fine-tuned
-(SilkNet §3.2). ``weights`` is ``"imagenet"``, ``"none"`` (random init) or a path to a state dict.
+Each entry exposes its residual (or conv) blocks in order, so that only the last ``NB_RN`` of them are fine-tuned
+(SilkNet §3.2). ``weights`` is ``"imagenet"``, ``"none"`` (random init) or a path to a state dict; methods that
+transfer a trained backbone between runs turn ``run:<run folder>[#seed][@target]`` into such a path with
+:func:`resolve_weights` (Sabatelli et al. 2018, "from one art collection to another").
+
+ImageNet weights come from torchvision's own cache, ``$TORCH_HOME/hub/checkpoints/<file name of the weights URL>``
+(default ``~/.cache/torch``): the file is used when present, otherwise downloaded; when that fails the error names the
+file and the folder to place it in. Inputs are ImageNet mean/std normalised (``batches.normalise``); backbones whose
+weights expect another input range convert it inside the body.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -16,6 +26,7 @@ from torchvision import models as tvm
 
 from artbench.core.errors import ArtbenchError
 from artbench.core.registry import Registry
+from artbench.methods.torch.batches import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass
@@ -29,36 +40,87 @@ class Backbone:
 BackboneFactory = Callable[[str], Backbone]
 BACKBONES: Registry[BackboneFactory] = Registry("backbone")
 
+NATIVE_INPUT_SIZE = {"inception_v3": 299, "xception": 299}
+"""Input size of the ImageNet training of backbones that do not use 224 px (Szegedy 2016; Chollet 2017)."""
+MIN_INPUT_SIZE = {"inception_v3": 75, "xception": 71}
+"""Smallest input the architecture accepts (its stride-2 stem leaves no spatial extent below it)."""
 
-def _load_state_dict(model: nn.Module, path: str) -> None:
+IMAGENET_WEIGHTS: dict[str, tvm.WeightsEnum] = {
+    "resnet18": tvm.ResNet18_Weights.DEFAULT,
+    "resnet50": tvm.ResNet50_Weights.DEFAULT,
+    "resnet152": tvm.ResNet152_Weights.DEFAULT,
+    "vgg19": tvm.VGG19_Weights.DEFAULT,
+    "inception_v3": tvm.Inception_V3_Weights.DEFAULT,
+}
+"""torchvision's ImageNet weights per backbone (its DEFAULT tag)."""
+
+XCEPTION_TIMM_NAME = "legacy_xception.tf_in1k"
+"""timm's port of the Keras Xception and its ImageNet weights (the model Sabatelli et al. 2018 used, §2.3)."""
+
+
+def native_input_size(name: str) -> int:
+    """The input size a backbone was trained at on ImageNet: 299 px for Inception-V3 and Xception, else 224."""
+    return NATIVE_INPUT_SIZE.get(name, 224)
+
+
+def imagenet_weights_file(name: str) -> Path:
+    """Where torchvision keeps (and looks for) the ImageNet weights of backbone ``name``."""
+    url = IMAGENET_WEIGHTS[name].url
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+
+
+def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet state dict of ``name``: the cached file if present, else downloaded into the cache.
+
+    When the file is absent and cannot be downloaded (no internet), the error names the file and where to put it.
+    """
+    weights = IMAGENET_WEIGHTS[name]
+    file = imagenet_weights_file(name)
+    if not file.is_file():
+        try:
+            return weights.get_state_dict(progress=False, check_hash=True)
+        except Exception as exc:  # any download, hash or cache failure
+            raise ArtbenchError(
+                f"ImageNet weights for {name} are not in torchvision's cache and could not be downloaded "
+                f"({type(exc).__name__}): place {file.name} (from {weights.url}) at {file} (the cache follows "
+                "$TORCH_HOME), or use weights=none (random init) or weights=<path to a state dict>"
+            ) from None
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ArtbenchError(
+            f"the cached ImageNet weights {file} cannot be read ({type(exc).__name__}); delete the file and place "
+            f"it again from {weights.url}"
+        ) from None
+
+
+def _load_state_dict(model: nn.Module, path: str, head_prefixes: Sequence[str] = ("fc.",)) -> None:
+    """Load a state dict file into ``model``; keys of the classifier (``head_prefixes``) may be absent or extra."""
     file = Path(path)
     if not file.is_file():
         raise ArtbenchError(f"weights {path!r}: no such file; use weights=imagenet, weights=none or a state-dict path")
     state = torch.load(file, map_location="cpu", weights_only=True)
     state = state.get("state_dict", state) if isinstance(state, dict) else state
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    ignorable = {k for k in missing if k.startswith("fc.")}
-    if set(missing) - ignorable or unexpected:
+    state = {k: v for k, v in state.items() if not k.startswith(tuple(head_prefixes))}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError:  # same key, another shape
+        missing, unexpected = ["(shape mismatch)"], []
+    missing = [k for k in missing if not k.startswith(tuple(head_prefixes))]
+    if missing or unexpected:
         raise ArtbenchError(
-            f"weights {path!r} do not fit this backbone (missing {len(set(missing) - ignorable)} keys, "
-            f"unexpected {len(unexpected)}); give a state dict saved from the same architecture"
+            f"weights {path!r} do not fit this backbone (missing {len(missing)} keys, unexpected {len(unexpected)}); "
+            "give a state dict saved from the same architecture"
         )
 
 
-def _resnet(builder: Callable[..., tvm.ResNet], enum: type[tvm.WeightsEnum], name: str) -> BackboneFactory:
+def _resnet(builder: Callable[..., tvm.ResNet], name: str) -> BackboneFactory:
     def factory(weights: str) -> Backbone:
+        model = builder(weights=None)
         if weights == "imagenet":
-            try:
-                model = builder(weights=enum.DEFAULT)
-            except Exception as exc:  # any download or cache failure
-                raise ArtbenchError(
-                    f"cannot load ImageNet weights for {name} ({type(exc).__name__}); they are not cached and could "
-                    f"not be downloaded: use weights=none (random init) or weights=<path to a state dict>"
-                ) from None
-        else:
-            model = builder(weights=None)
-            if weights != "none":
-                _load_state_dict(model, weights)
+            model.load_state_dict(imagenet_state_dict(name))
+        elif weights != "none":
+            _load_state_dict(model, weights)
         dim = model.fc.in_features
         model.fc = nn.Identity()
         blocks = [b for layer in (model.layer1, model.layer2, model.layer3, model.layer4) for b in layer]
@@ -67,9 +129,112 @@ def _resnet(builder: Callable[..., tvm.ResNet], enum: type[tvm.WeightsEnum], nam
     return factory
 
 
-BACKBONES.register("resnet18", _resnet(tvm.resnet18, tvm.ResNet18_Weights, "resnet18"))
-BACKBONES.register("resnet50", _resnet(tvm.resnet50, tvm.ResNet50_Weights, "resnet50"))
-BACKBONES.register("resnet152", _resnet(tvm.resnet152, tvm.ResNet152_Weights, "resnet152"))
+BACKBONES.register("resnet18", _resnet(tvm.resnet18, "resnet18"))
+BACKBONES.register("resnet50", _resnet(tvm.resnet50, "resnet50"))
+BACKBONES.register("resnet152", _resnet(tvm.resnet152, "resnet152"))
+
+
+class VGGFeatures(nn.Module):
+    """VGG's convolutional part followed by 2D global average pooling: the 512-d vector 𝒳 that Sabatelli et al.
+    (2018, §2.3 and Table 2) classify, instead of VGG's fully connected layers (which are never built)."""
+
+    def __init__(self, features: nn.Sequential) -> None:
+        super().__init__()
+        self.features = features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.features(x)).flatten(1)
+
+
+@BACKBONES.decorator("vgg19")
+def vgg19(weights: str) -> Backbone:
+    body = VGGFeatures(tvm.vgg.make_layers(tvm.vgg.cfgs["E"]))
+    if weights == "imagenet":
+        body.load_state_dict({k: v for k, v in imagenet_state_dict("vgg19").items() if k.startswith("features.")})
+    elif weights == "none":  # torchvision's VGG init of the conv layers
+        for layer in body.features:
+            if isinstance(layer, nn.Conv2d):
+                nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(layer.bias)
+    else:
+        _load_state_dict(body, weights, head_prefixes=("classifier.",))
+    stages, stage = [], []  # the five conv stages, each ending with its max-pooling
+    for layer in body.features:
+        stage.append(layer)
+        if isinstance(layer, nn.MaxPool2d):
+            stages.append(nn.Sequential(*stage))  # a view: the layers stay registered under body.features
+            stage = []
+    return Backbone(body, 512, stages)
+
+
+INCEPTION_BLOCKS = (
+    "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3", "Mixed_5b", "Mixed_5c",
+    "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c",
+)  # fmt: skip
+
+
+@BACKBONES.decorator("inception_v3")
+def inception_v3(weights: str) -> Backbone:
+    """Inception-V3 (Szegedy 2016) at 299 px, without the auxiliary classifier and the dropout before ``fc``.
+
+    ``transform_input`` is always on: the body maps ImageNet-normalised input to the [-1, 1] range of Google's
+    weights, so a backbone trained in one run and loaded in another sees the same input whatever its weights.
+    Random weights are torch's default layer init (torchvision's truncated-normal init takes seconds).
+    """
+    model = tvm.inception_v3(weights=None, aux_logits=True, transform_input=True, init_weights=False)
+    if weights == "imagenet":
+        model.load_state_dict(imagenet_state_dict("inception_v3"))
+    elif weights != "none":
+        _load_state_dict(model, weights, head_prefixes=("fc.", "AuxLogits."))
+    model.aux_logits, model.AuxLogits = False, None
+    model.dropout, model.fc = nn.Identity(), nn.Identity()
+    return Backbone(model, 2048, [getattr(model, name) for name in INCEPTION_BLOCKS])
+
+
+class _FromImageNetNormalised(nn.Module):
+    """Re-normalise ImageNet mean/std input to the ``mean``/``std`` a model's weights expect, then apply it."""
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.model = model
+        scale = torch.tensor(IMAGENET_STD) / torch.tensor(std)
+        shift = (torch.tensor(IMAGENET_MEAN) - torch.tensor(mean)) / torch.tensor(std)
+        self.register_buffer("scale", scale.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", shift.view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x * self.scale.to(x.dtype) + self.shift.to(x.dtype))
+
+
+@BACKBONES.decorator("xception")
+def xception(weights: str) -> Backbone:
+    """Xception (Chollet 2017) through timm, an optional extra (``pip install timm``); its ImageNet weights come
+    from timm's pretrained source: a URL into torchvision's cache, or the Hugging Face hub (``$HF_HOME``)."""
+    try:
+        import timm
+    except ImportError:
+        raise ArtbenchError("backbone xception needs timm, an optional extra: pip install timm") from None
+    try:
+        model = timm.create_model(XCEPTION_TIMM_NAME, pretrained=weights == "imagenet", num_classes=0)
+    except Exception as exc:  # download or cache failure
+        source = timm.models.get_pretrained_cfg(XCEPTION_TIMM_NAME)
+        where = (
+            f"the Hugging Face repo {source.hf_hub_id} into $HF_HOME/hub"
+            if source.hf_hub_id
+            else f"{Path(urlparse(source.url).path).name} (from {source.url}) at "
+            f"{Path(torch.hub.get_dir()) / 'checkpoints' / Path(urlparse(source.url).path).name}"
+        )
+        raise ArtbenchError(
+            f"timm's ImageNet weights {XCEPTION_TIMM_NAME} are not cached and could not be downloaded "
+            f"({type(exc).__name__}): place {where}, or use weights=none"
+        ) from None
+    if weights not in ("imagenet", "none"):
+        _load_state_dict(model, weights)
+    config = model.pretrained_cfg
+    blocks = [m for name, m in model.named_children() if name.startswith(("conv", "bn", "block"))]
+    body = _FromImageNetNormalised(model, config["mean"], config["std"])
+    return Backbone(body, model.num_features, blocks)
 
 
 class TinyCNN(nn.Module):
@@ -123,3 +288,83 @@ def build_backbone(name: str, weights: str, finetune_blocks: int) -> Backbone:
         for block in backbone.blocks[len(backbone.blocks) - finetune_blocks :] if finetune_blocks else []:
             block.requires_grad_(True)
     return backbone
+
+
+RUN_PREFIX = "run:"
+"""``weights=run:<run folder>[#seed][@target]``: the backbone a run trained and saved in its seed folder."""
+
+
+def backbone_file_name(target: str | None = None) -> str:
+    """``backbone.pt``, or ``backbone.<target>.pt`` for a method that trained one backbone per target."""
+    if target is None:
+        return "backbone.pt"
+    safe = re.sub(r"[^\w.-]", "_", target)
+    return f"backbone.{safe}.pt"
+
+
+def save_backbone(body: nn.Module, name: str, file: Path) -> None:
+    """Save a trained backbone's state dict (with its architecture's name) for ``weights=run:...``."""
+    state = {k: v.detach().cpu() for k, v in body.state_dict().items()}
+    torch.save({"backbone": name, "state_dict": state}, file)
+
+
+def resolve_weights(weights: str, backbone: str, seed: int) -> str:
+    """``weights`` with ``run:<folder>[#seed][@target]`` replaced by the path of the backbone that run saved for
+    ``seed`` (or for the pinned ``#seed``); one-line errors when the run, the seed or the file is absent, or when the
+    run trained another architecture. Other values are returned unchanged."""
+    if not weights.startswith(RUN_PREFIX):
+        return weights
+    spec, target = weights[len(RUN_PREFIX) :], None
+    if "@" in spec:
+        spec, target = spec.rsplit("@", 1)
+    if "#" in spec:
+        spec, pinned = spec.rsplit("#", 1)
+        if not pinned.isdigit() or int(pinned) < 1:
+            raise ArtbenchError(f"weights={weights!r}: '#{pinned}' is not a seed; write run:<run folder>#<seed>")
+        seed = int(pinned)
+    folder = Path(spec).expanduser()
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise ArtbenchError(
+            f"weights={weights!r}: {str(folder)!r} is not a run folder (no config.json); give the folder of an "
+            "artbench run, e.g. artbench-out/<task>/<method>/<run-id>"
+        )
+    try:
+        trained = json.loads(config_file.read_text(encoding="utf-8"))["params"].get("backbone")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise ArtbenchError(f"weights={weights!r}: cannot read the parameters in {str(config_file)!r}") from None
+    if trained != backbone:
+        raise ArtbenchError(
+            f"weights={weights!r}: that run trained backbone {trained!r}, not {backbone!r}; set backbone={trained}"
+        )
+    seed_dir = folder / f"seed-{seed}"
+    if not seed_dir.is_dir():
+        seeds = sorted(int(p.name[5:]) for p in folder.glob("seed-*") if p.name[5:].isdigit())
+        raise ArtbenchError(
+            f"weights={weights!r}: the run has no finished seed {seed} (seeds: {', '.join(map(str, seeds)) or 'none'})"
+            "; pin one with run:<run folder>#<seed>"
+        )
+    file = seed_dir / backbone_file_name(target)
+    if not file.is_file():
+        saved = sorted(p.name for p in seed_dir.glob("backbone*.pt"))
+        advice = (
+            f"it saved {', '.join(saved)}; pick one with run:<run folder>@<target>"
+            if saved
+            else "only methods that train their backbone (tl_finetune, tl_scratch) save one"
+        )
+        raise ArtbenchError(f"weights={weights!r}: seed {seed} of that run has no {file.name}: {advice}")
+    return str(file)
+
+
+def check_backbone(name: str, weights: str, image_size: int) -> None:
+    """Fail before any data is prepared: unknown backbone, input too small, unusable weights (ImageNet weights are
+    fetched into torchvision's cache here when absent), a missing optional dependency."""
+    factory = BACKBONES.get(name)
+    if image_size < MIN_INPUT_SIZE.get(name, 8):
+        raise ArtbenchError(f"{name} needs image_size >= {MIN_INPUT_SIZE[name]}, got {image_size}")
+    if weights == "imagenet" and name in IMAGENET_WEIGHTS:
+        imagenet_state_dict(name)
+    elif weights.startswith(RUN_PREFIX):
+        resolve_weights(weights, name, 1)
+    else:
+        factory(weights)

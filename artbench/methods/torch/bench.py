@@ -3,6 +3,10 @@
 The pipeline loop reads batches from the prepared cache, augments them on the device and runs
 forward/backward/step of the MTL objective; the model-only loop repeats forward/backward/step on one batch
 already on the device. The ratio pipeline/model-only tells how much the input pipeline costs (1.0 = free).
+
+Head-only mode (:func:`run_head_bench`): a frozen-backbone method (``omniart_mtl``, ``tl_offshelf``) trains its head
+either on the cached features (:mod:`artbench.methods.torch.features`) or, without the cache, on features recomputed
+by a frozen forward pass of every batch of images; the ratio cached/recomputed is the cache's speed-up per epoch.
 """
 
 from __future__ import annotations
@@ -19,10 +23,21 @@ from artbench.core.errors import ArtbenchError
 from artbench.core.progress import progress_bar
 from artbench.core.task import TaskSpec
 from artbench.data.task_data import prepare_task
-from artbench.methods.base import METHODS
+from artbench.methods.base import METHODS, RunContext
 from artbench.methods.torch.augment import random_geometric
-from artbench.methods.torch.batches import Batch, iterate_batches
+from artbench.methods.torch.backbones import build_backbone
+from artbench.methods.torch.batches import Batch, iterate_batches, normalise
+from artbench.methods.torch.features import cached_features, features_on_device
+from artbench.methods.torch.heads import (
+    MultiHead,
+    feature_batches,
+    make_optimiser,
+    standardisation,
+    training_labels,
+    weighted_loss,
+)
 from artbench.methods.torch.objective import SilkNetObjective
+from artbench.methods.torch.omniart import OmniArtMethod
 from artbench.methods.torch.silknet import SilkNetMethod
 from artbench.methods.torch.trainer import autocast
 
@@ -30,6 +45,10 @@ from artbench.methods.torch.trainer import autocast
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def _device_name(dev: torch.device) -> str:
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
 
 
 def _timed(step: Callable[[], None], steps: int, warmup: int, device: torch.device, label: str) -> float:
@@ -96,10 +115,86 @@ def run_bench(
     model_s = _timed(lambda: train_step(fixed, False), steps, warmup, dev, "model only")
     pipeline_ips, model_ips = steps * batch_size / pipeline_s, steps * batch_size / model_s
     return {
-        "device_name": torch.cuda.get_device_name(dev)
-        if dev.type == "cuda"
-        else f"CPU ({torch.get_num_threads()} threads)",
+        "device_name": _device_name(dev),
         "pipeline_images_per_s": pipeline_ips,
         "model_images_per_s": model_ips,
         "ratio": pipeline_ips / model_ips,
+    }
+
+
+def run_head_bench(
+    *,
+    task: TaskSpec,
+    device: str,
+    backbone: str,
+    image_size: int,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+) -> dict[str, Any]:
+    """Images/s of the ``omniart_mtl`` head (its defaults: 6144 shared units; random backbone weights) trained on
+    cached features and on features recomputed from the images every step, the frozen forward pass alone, and the
+    one-off time of computing the cache."""
+    dev = resolve_device(device)
+    data = prepare_task(task)
+    train = data.index("train")
+    if batch_size > len(train):
+        raise ArtbenchError(
+            f"--batch-size {batch_size} is larger than the {len(train)} training images of task {task.name!r}; "
+            "pass a smaller batch size or a larger task"
+        )
+    method = METHODS.get("omniart_mtl").defaults()
+    assert isinstance(method, OmniArtMethod)
+    ctx = RunContext(dev, description="bench")
+    cache = data.images(image_size)
+    features = features_on_device(cached_features(data, backbone, "none", image_size, ctx, seed=1), dev)
+    seed_everything(0)
+    body = build_backbone(backbone, "none", 0).body.to(dev).eval()
+    head = MultiHead(features.shape[1], [t.num_outputs for t in data.targets], method.shared_units).to(dev)
+    optimiser = make_optimiser(method, head.parameters())
+    scaling = {m: standardisation(y[train]) for m, y in enumerate(data.labels) if data.targets[m].kind == "regression"}
+    labels = [training_labels(y, scaling.get(m)) for m, y in enumerate(data.labels)]
+    device_labels = [torch.from_numpy(np.ascontiguousarray(y)).to(dev) for y in labels]
+    kinds, factors = [t.kind for t in data.targets], [method.factor(t) for t in data.targets]
+    rng = np.random.default_rng(0)
+
+    def head_step(x: torch.Tensor, ys: list[torch.Tensor]) -> None:
+        with autocast(dev, True):
+            loss, _ = weighted_loss(head(x), ys, kinds, factors)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+
+    def forever(make: Callable[[], Any]) -> Any:
+        while True:
+            yield from make()
+
+    cached = forever(lambda: feature_batches(features, device_labels, train, batch_size, rng))
+    images = forever(lambda: iterate_batches(cache, labels, train, batch_size, dev, rng=rng, drop_last=True))
+
+    @torch.no_grad()
+    def frozen_forward(batch: Batch) -> torch.Tensor:
+        with autocast(dev, True):
+            return body(normalise(batch.images)).float()
+
+    def recompute_step() -> None:
+        batch = next(images)
+        head_step(frozen_forward(batch), batch.labels)
+
+    cached_s = _timed(lambda: head_step(*next(cached)), steps, warmup, dev, "head on cached features")
+    recompute_s = _timed(recompute_step, steps, warmup, dev, "frozen forward + head")
+    forward_s = _timed(lambda: frozen_forward(next(images)), steps, warmup, dev, "frozen forward only")
+    cached_ips, recompute_ips = steps * batch_size / cached_s, steps * batch_size / recompute_s
+    forward_ips = steps * batch_size / forward_s
+    return {
+        "device_name": _device_name(dev),
+        "feature_dim": int(features.shape[1]),
+        "num_images": len(features),
+        "train_images": len(train),
+        "cached_images_per_s": cached_ips,
+        "recompute_images_per_s": recompute_ips,
+        "forward_images_per_s": forward_ips,
+        "shared_units": method.shared_units,
+        "speedup": cached_ips / recompute_ips,
+        "cache_seconds": len(features) / forward_ips,
     }

@@ -1,15 +1,30 @@
 """Training loop of the torch methods: Adam, optional batched on-device augmentation, early stopping on a
-validation criterion with the best epoch restored (SilkNet §5.1)."""
+validation criterion with the best epoch restored (SilkNet §5.1), and a checkpoint after every epoch.
+
+Checkpoints (issue 14, "Resume"): with ``ctx.checkpoint_dir`` set, every epoch ends by writing
+``<model>-epoch-<e>.pt`` atomically (temporary file, flush, rename; in a background thread while the next epoch
+trains) with the model, the optimiser, the early-stopping state, the history, the time and images so far and every
+random state the loop draws from (the shuffling NumPy generator, the augmentation generator, torch's CPU and CUDA
+generators for dropout, NumPy's and Python's global ones). Only the latest checkpoint and the best epoch's are kept. A later ``fit`` of the same model finds the latest readable
+one and continues from the next epoch, so on the CPU a resumed seed ends with the weights of an uninterrupted one.
+Frozen parameters are not stored: they never change, and the method rebuilds them identically from its seed.
+"""
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
+import os
+import random
+import re
 import time
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -23,6 +38,8 @@ from artbench.methods.torch.augment import random_geometric
 from artbench.methods.torch.batches import iterate_batches, normalise
 from artbench.methods.torch.objective import Objective
 
+CHECKPOINT_FORMAT = 1
+
 
 @dataclass
 class FitResult:
@@ -30,6 +47,11 @@ class FitResult:
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    """Time in the loop, including that of epochs restored from a checkpoint."""
+    images: int = 0
+    """Training images processed over all epochs."""
+    resumed_epochs: int = 0
+    """Epochs restored from a checkpoint rather than trained by this call."""
 
 
 def autocast(device: torch.device, amp: bool):
@@ -60,6 +82,12 @@ class EarlyStopping:
     def should_stop(self) -> bool:
         return self.bad_epochs >= self.patience
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]
+
 
 class TrainingParams(Protocol):
     """The parameters the loop reads (a family's params dataclass provides them)."""
@@ -76,6 +104,157 @@ class TrainingParams(Protocol):
     min_delta: float
     augment: bool
     channels_last: bool
+
+
+def _random_states(rng: np.random.Generator, generator: torch.Generator, device: torch.device) -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "numpy": rng.bit_generator.state,
+        "generator": generator.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+        "numpy_global": [name, keys.tolist(), pos, has_gauss, cached],
+        "python": random.getstate(),
+    }
+
+
+def _restore_random_states(states: dict[str, Any], rng: np.random.Generator, generator: torch.Generator) -> None:
+    rng.bit_generator.state = states["numpy"]
+    generator.set_state(states["generator"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"]:
+        torch.cuda.set_rng_state_all(states["cuda"])
+    name, keys, pos, has_gauss, cached = states["numpy_global"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+class Checkpoints:
+    """The per-epoch checkpoints of one model of one seed in ``folder`` (see the module docstring).
+
+    ``signature`` identifies the training (seed, training rows, loop parameters): a checkpoint written under another
+    signature is ignored with a warning rather than resumed.
+    """
+
+    def __init__(self, folder: Path, prefix: str, signature: dict[str, Any], description: str) -> None:
+        name = prefix.rstrip(".")
+        slug, digest = re.sub(r"[^\w.-]", "_", name)[:40], hashlib.sha1(name.encode()).hexdigest()[:8]
+        self.stem = f"model-{slug}-{digest}" if name else "model"
+        self.folder, self.signature, self.description = folder, signature, description
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="checkpoint")
+        self._pending: Future[None] | None = None
+
+    def path(self, epoch: int) -> Path:
+        return self.folder / f"{self.stem}-epoch-{epoch:04d}.pt"
+
+    def epochs(self) -> list[int]:
+        found = (re.fullmatch(rf"{re.escape(self.stem)}-epoch-(\d+)\.pt", p.name) for p in self.folder.glob("*.pt"))
+        return sorted((int(m.group(1)) for m in found if m), reverse=True)
+
+    def _read(self, epoch: int) -> dict[str, Any] | None:
+        try:
+            state = torch.load(self.path(epoch), map_location="cpu", weights_only=True)
+        except Exception as exc:  # a truncated or damaged file: fall back to an older checkpoint
+            console.print(
+                f"[yellow]warning:[/] {self.description}: checkpoint {self.path(epoch).name} is unreadable "
+                f"({type(exc).__name__}); trying an older one",
+                soft_wrap=True,
+            )
+            return None
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or state.get("epoch") != epoch:
+            return None
+        return state
+
+    def latest(self) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+        """The latest readable checkpoint with this signature and the one of its best epoch (None when the best
+        is the latest or no epoch was the best), or None when there is nothing to resume."""
+        for epoch in self.epochs():
+            state = self._read(epoch)
+            if state is None:
+                continue
+            if state["signature"] != self.signature:
+                console.print(
+                    f"[yellow]warning:[/] {self.description}: checkpoints in {str(self.folder)!r} belong to other "
+                    "training settings; training from the start",
+                    soft_wrap=True,
+                )
+                return None
+            best_epoch = state["best_epoch"]
+            if best_epoch in (0, epoch):
+                return state, None
+            best = self._read(best_epoch)
+            if best is not None and best["signature"] == self.signature:
+                return state, best
+        return None
+
+    def save(self, state: dict[str, Any], keep: set[int]) -> None:
+        """Copy ``state`` to host memory now and write it in the background (temporary file, flush, rename; then the
+        checkpoints other than ``keep`` are deleted), so that the next epoch trains while it is written; a write
+        waits for the previous one. A ResNet-152 checkpoint (NB_RN = 3) is about 175 MiB."""
+        snapshot = _host_copy({"format": CHECKPOINT_FORMAT, "signature": self.signature, **state})
+        self.wait()
+        self._pending = self._writer.submit(self._write, snapshot, keep)
+
+    def wait(self) -> None:
+        """Wait for the checkpoint being written (its error, if any, is raised here)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def _write(self, state: dict[str, Any], keep: set[int]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        final = self.path(state["epoch"])
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+        torch.save(state, tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+        for epoch in self.epochs():
+            if epoch not in keep:
+                self.path(epoch).unlink(missing_ok=True)
+
+
+@contextmanager
+def _written_on_exit(checkpoints: Checkpoints | None) -> Iterator[None]:
+    """However the loop ends (Ctrl-C, SIGTERM, a pre-emption's SystemExit), the last epoch's checkpoint is on disk."""
+    try:
+        yield
+    finally:
+        if checkpoints is not None:
+            checkpoints.wait()
+
+
+def _host_copy(obj: Any) -> Any:
+    """``obj`` with every tensor copied to host memory (training goes on changing the originals in place)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _host_copy(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_host_copy(v) for v in obj)
+    return obj
+
+
+def _signature(
+    model: nn.Module, seed: int, train_index: np.ndarray, params: TrainingParams, early_stopping: bool
+) -> dict[str, Any]:
+    """What a checkpoint must have been trained under to be resumed: the architecture (state names and shapes,
+    trainable or not), the seed, the training rows and the loop's parameters."""
+    layout = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+    layout += [(k, p.requires_grad) for k, p in model.named_parameters()]
+    rows = hashlib.sha1(np.ascontiguousarray(train_index, dtype=np.int64).tobytes()).hexdigest()
+    loop = {k: getattr(params, k) for k in ("lr", "batch_size", "max_epochs", "patience", "min_delta", "augment")}
+    return {
+        "model": hashlib.sha1(repr(layout).encode()).hexdigest(),
+        "seed": seed,
+        "train_rows": rows,
+        "early_stopping": early_stopping,
+        **loop,
+    }
 
 
 def fit(
@@ -103,6 +282,7 @@ def fit(
         raise ArtbenchError(f"{description}: {len(train_index)} labelled training sample(s); training needs at least 2")
     device = ctx.device
     trainable = [p for p in model.parameters() if p.requires_grad]
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
     optimiser = torch.optim.Adam(
         trainable, lr=params.lr, betas=(params.beta1, params.beta2), eps=params.eps, weight_decay=params.weight_decay
     )
@@ -111,11 +291,38 @@ def fit(
     stopper = EarlyStopping(params.patience, params.min_delta)
     best_state = copy.deepcopy(model.state_dict())
     history: list[dict[str, float]] = []
-    start = time.perf_counter()
+    images_seen, seconds_before, first_epoch = 0, 0.0, 1
+    checkpoints = (
+        Checkpoints(
+            ctx.checkpoint_dir, prefix, _signature(model, seed, train_index, params, early_stopping), description
+        )
+        if ctx.checkpoint_dir is not None
+        else None
+    )
+    found = checkpoints.latest() if checkpoints is not None else None
+    if found is not None:
+        state, best = found
+        initial = best_state
+        model.load_state_dict({**initial, **state["model"]})
+        optimiser.load_state_dict(state["optimiser"])
+        stopper.load_state_dict(state["stopper"])
+        _restore_random_states(state["random"], rng, generator)
+        history, images_seen, seconds_before = list(state["history"]), state["images"], state["seconds"]
+        first_epoch = state["epoch"] + 1
+        if not early_stopping or state["best_epoch"] == state["epoch"]:
+            best_state = copy.deepcopy(model.state_dict())
+        elif best is not None:
+            best_state = {**initial, **best["model"]}
+        for record in history:  # the new MLflow seed run gets the whole curve
+            ctx.log(record["epoch"], {prefix + k: v for k, v in record.items() if k != "epoch"})
+    resumed_epochs = len(history)
+    start = time.perf_counter() - seconds_before
     drop_last = len(train_index) > params.batch_size  # a batch of one breaks BatchNorm
-    with progress_bar(transient=True) as bar:
-        task = bar.add_task(description, total=params.max_epochs)
-        for epoch in range(1, params.max_epochs + 1):
+    with progress_bar(transient=True) as bar, _written_on_exit(checkpoints):
+        task = bar.add_task(description, total=params.max_epochs, completed=first_epoch - 1)
+        for epoch in range(first_epoch, params.max_epochs + 1):
+            if early_stopping and stopper.should_stop:  # a resumed model that had already stopped
+                break
             model.train()
             sums: dict[str, float] = {}
             steps = 0
@@ -138,12 +345,29 @@ def fit(
                 for key, value in parts.items():
                     sums[key] = sums.get(key, 0.0) + float(value)
                 steps += 1
+                images_seen += len(batch.index)
             record = {f"train_{k}": v / max(steps, 1) for k, v in sums.items()}
             record["val_criterion"] = criterion(model)
             history.append({"epoch": epoch, **record})
             ctx.log(epoch, {prefix + k: v for k, v in record.items()})
             if not early_stopping or stopper.step(epoch, record["val_criterion"]):  # NaN is never the best
                 best_state = copy.deepcopy(model.state_dict())
+            if checkpoints is not None:
+                best_epoch = stopper.best_epoch if early_stopping else epoch
+                checkpoints.save(
+                    {
+                        "epoch": epoch,
+                        "best_epoch": best_epoch,
+                        "model": {k: v for k, v in model.state_dict().items() if k not in frozen},
+                        "optimiser": optimiser.state_dict(),
+                        "stopper": stopper.state_dict(),
+                        "random": _random_states(rng, generator, device),
+                        "history": history,
+                        "images": images_seen,
+                        "seconds": time.perf_counter() - start,
+                    },
+                    keep={epoch, best_epoch},
+                )
             bar.update(
                 task,
                 advance=1,
@@ -160,7 +384,13 @@ def fit(
         )
     model.load_state_dict(best_state)
     best_epoch = stopper.best_epoch if early_stopping else len(history)
-    return FitResult(best_epoch, len(history), history, time.perf_counter() - start)
+    result = FitResult(best_epoch, len(history), history, time.perf_counter() - start, images_seen, resumed_epochs)
+    ctx.cost.epochs += result.epochs_run
+    ctx.cost.images += result.images
+    ctx.cost.seconds += result.seconds
+    ctx.cost.resumed_epochs += result.resumed_epochs
+    ctx.cost.resumed_seconds += seconds_before
+    return result
 
 
 @torch.no_grad()
