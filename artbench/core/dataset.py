@@ -88,15 +88,30 @@ class Dataset:
 
     @property
     def fingerprint(self) -> str:
-        """Hash of the table and of each image file's size and modification time."""
+        """Hash of the table (image paths taken relative to the images' common folder) and of each image file's size.
+
+        It names *the same data* on any machine, wherever the copy lives (leaderboard submissions compare it), so it
+        leaves out absolute paths and modification times; a file rewritten to the same size keeps it.
+        """
         digest = hashlib.sha256()
-        digest.update(pd.util.hash_pandas_object(self.table.astype(str), index=False).to_numpy().tobytes())
-        for path in self.table["image"]:
+        paths = self.table["image"].astype(str)
+        try:
+            root = os.path.commonpath(list(paths)) if len(paths) else ""
+        except ValueError:  # paths on different drives
+            root = ""
+        if len(paths) == 1 or os.path.isfile(root):
+            root = os.path.dirname(root)
+        relative = [os.path.relpath(p, root) if root else p for p in paths]
+        groups = self.table["group"].astype(str)  # an image without a record is its own group, named by its path
+        table = self.table.astype(str).assign(
+            image=relative, group=[r if g == p else g for g, p, r in zip(groups, paths, relative, strict=True)]
+        )
+        digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+        for path in paths:
             try:
-                st = os.stat(path)
-                digest.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+                digest.update(f"{os.stat(path).st_size};".encode())
             except OSError:
-                digest.update(b"absent")
+                digest.update(b"absent;")
         return digest.hexdigest()[:16]
 
 

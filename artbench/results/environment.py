@@ -28,6 +28,17 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def cpu_name() -> str:
+    """The CPU model (``/proc/cpuinfo`` on Linux; ``platform.processor()`` is often empty there)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment_record(device: torch.device, dataset_fingerprint: str) -> dict[str, Any]:
     cuda = torch.cuda.is_available()
     return {
@@ -40,7 +51,7 @@ def environment_record(device: torch.device, dataset_fingerprint: str) -> dict[s
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device)
         if device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        else cpu_name(),
         "cpu_threads": torch.get_num_threads(),
         "dataset_fingerprint": dataset_fingerprint,
     }

@@ -118,3 +118,22 @@ def test_an_empty_split_from_rare_classes_says_so(tmp_path) -> None:
         ArtbenchError, match=r"the val split is empty .*500 class\(es\) are held by fewer than 3 groups"
     ):
         prepare_task(_task(tmp_path, rows))
+
+
+def test_the_fingerprint_names_the_same_data_wherever_it_lives(tmp_path) -> None:
+    """Two copies of a collection in different folders, written at different times, fingerprint alike."""
+    import os
+    import shutil
+
+    first = tmp_path / "a"
+    (first / "img").mkdir(parents=True)
+    for i in range(3):
+        (first / "img" / f"{i}.png").write_bytes(bytes(10 + i))
+    (first / "c.csv").write_text("image,place\nimg/0.png,FR\nimg/1.png,ES\nimg/2.png,FR\n")
+    second = tmp_path / "elsewhere" / "b"
+    shutil.copytree(first, second)
+    os.utime(second / "img" / "0.png", (1, 1))
+    a, b = csv_dataset(str(first / "c.csv"), name="c"), csv_dataset(str(second / "c.csv"), name="c")
+    assert a.fingerprint == b.fingerprint
+    (second / "img" / "1.png").write_bytes(bytes(99))
+    assert csv_dataset(str(second / "c.csv"), name="c").fingerprint != a.fingerprint
