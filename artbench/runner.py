@@ -522,10 +522,11 @@ def run(
     data = data or prepare_task(task)
     if previous is not None:
         _check_fingerprint(previous.run_dir, previous.environment, data)
+    tracker = MlflowTracker(tracking_uri, task.name, out_dir / "mlartifacts") if tracking_uri else None
+    if previous is not None:
         writer = RunWriter.reopen(previous.run_dir, task.name, entry.name)
     else:
         writer = RunWriter(out_dir, task.name, entry.name)
-    tracker = MlflowTracker(tracking_uri, task.name, out_dir / "mlartifacts") if tracking_uri else None
     run_dir = writer.run_dir
     trained: list[int] = []
     busy: list[int] = []

@@ -154,6 +154,8 @@ def killed_and_resumed(tiny_task: Path, tmp_path_factory: pytest.TempPathFactory
         "checkpoints": sorted(p.name for p in (run_dir / "seed-2.tmp" / "checkpoints").glob("*.pt")),
         "mlflow": {name: [r.info.status for r in runs] for name, runs in _runs(out).items()},
     }
+    (run_dir / "seed-3").mkdir()  # a half-copied seed folder: no marker, so never taken for a finished seed
+    (run_dir / "seed-3" / "metrics.json").write_text("{")
     from artbench.cli import main
 
     with pytest.raises(SystemExit) as exc:
@@ -173,6 +175,7 @@ def test_a_killed_run_resumes_with_its_finished_seeds_untouched(killed_and_resum
     assert summary["status"] == "complete" and summary["seeds_completed"] == [1, 2, 3]
     assert [c["seed"] for c in summary["cost"]["seeds"]] == [1, 2, 3] and summary["cost"]["total"]["epochs"] == 9
     assert not list(run_dir.glob("seed-*.tmp")) and len(list(out.glob("tiny-synth/mtl/*"))) == 1
+    assert (run_dir / "seed-3.incomplete" / "metrics.json").read_text() == "{"  # set aside, seed 3 trained
     seed_2 = json.loads((run_dir / "seed-2" / "metrics.json").read_text())
     assert seed_2["cost"]["resumed_epochs"] == int(after_kill["checkpoints"][-1][-7:-3]) >= 1
     # MLflow: the same parent run, finished; the killed seed run marked KILLED, the resumed one finished
@@ -233,3 +236,25 @@ def test_sigterm_stops_like_ctrl_c_and_keeps_the_checkpoint(tiny_task: Path, tmp
     assert metrics["cost"]["resumed_epochs"] >= 1 and metrics["cost"]["epochs"] == 3
     code, out, _ = run_cli(capsys, "run", str(tiny_task), "mtl", "--resume", "--out", str(tmp_path), *RESUME_EPOCHS)
     assert code == 0 and "nothing to resume: seeds 1 were already finished" in out
+
+
+def test_only_a_seed_folder_matching_its_marker_is_complete(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from artbench.results.store import RunWriter, completed_seeds, seed_complete
+
+    writer = RunWriter(tmp_path, "task", "m")
+    for seed in (1, 2, 3, 4):
+        (writer.seed_tmp(seed) / "checkpoints").mkdir(parents=True)
+        (writer.seed_tmp(seed) / "checkpoints" / "model-epoch-0001.pt").write_bytes(b"x")
+        preds = pd.DataFrame({"image": ["a.png"], "t.true": ["x"], "t.pred": ["y"]})
+        writer.write_seed(seed, {"seed": seed}, preds, {"t": np.eye(2)[:1]})
+    assert completed_seeds(writer.run_dir) == [1, 2, 3, 4]
+    assert not (writer.run_dir / "seed-1" / "checkpoints").exists()  # checkpoints are not published
+    (writer.run_dir / "seed-2" / "metrics.json").write_text('{"seed": 9}')  # same size, other bytes
+    metrics = writer.run_dir / "seed-3" / "predictions.csv"
+    metrics.write_bytes(metrics.read_bytes()[:-1])  # truncated
+    (writer.run_dir / "seed-4" / "complete.json").unlink()
+    assert completed_seeds(writer.run_dir) == [1] and not seed_complete(writer.run_dir / "seed-2")
+    assert writer.set_aside_incomplete_seed(4) == writer.run_dir / "seed-4.incomplete"
+    assert writer.set_aside_incomplete_seed(1) is None and (writer.run_dir / "seed-1").is_dir()

@@ -180,7 +180,7 @@ def test_a_preempted_slurm_job_requeues_and_resumes_from_its_checkpoint(tiny_tas
     metrics = json.loads((run_dir / "seed-1" / "metrics.json").read_text())
     assert metrics["cost"]["resumed_epochs"] == 1 and metrics["cost"]["epochs"] == 2
     log = next(run_dir.glob("logs/*/*_log.err")).read_text()
-    assert "this job is preempted" in log and "Requeued job" in log
+    assert "Caught signal SIGUSR2" in log and "this job is preempted" in log
 
 
 FLAKY_PLUGIN = """
@@ -206,8 +206,9 @@ def test_a_failed_seed_is_reported_and_the_others_go_on(
     plugin = tmp_path / "flaky.py"
     plugin.write_text(FLAKY_PLUGIN)
     out = tmp_path / "out"
-    code, _, err = _sweep(capsys, out, tiny_task, "--plugin", str(plugin), methods=["flaky_colour"])
-    assert code == 1
+    args = ["--task", str(tiny_task), "--method", "flaky_colour", "--seeds", "2", "--device", "cpu"]
+    code, _, err = run_cli(capsys, "sweep", "run", *args, "--out", str(out), "--plugin", str(plugin))
+    assert code == 1, err
     assert "failed tiny-synth · flaky_colour · seed 1: RuntimeError: seed 1 always fails" in err
     run_dir = next((out / "tiny-synth" / "flaky_colour").iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -241,3 +242,18 @@ def test_the_slurm_executor_needs_sbatch(tiny_task: Path, tmp_path: Path, capsys
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
     code, _, err = _sweep(capsys, tmp_path / "out", tiny_task, "--executor", "slurm")
     assert code == 2 and "no sbatch on this machine's PATH" in err and not (tmp_path / "out").exists()
+
+
+def test_seeds_whose_slurm_job_is_still_queued_are_not_submitted_again(tmp_path: Path, monkeypatch) -> None:
+    from artbench.sweep import queued_slurm_seeds
+
+    (tmp_path / "sweeps").mkdir()
+    jobs = {"/out/t/m/run": {"1": "123_0", "2": "123_1", "3": "124"}}
+    (tmp_path / "sweeps" / "abc.json").write_text(json.dumps({"slurm_jobs": jobs}))
+    squeue = tmp_path / "bin" / "squeue"
+    squeue.parent.mkdir()
+    squeue.write_text("#!/bin/sh\nprintf '123_0 PENDING\\n123_1 COMPLETED\\n124 RUNNING\\n999 PENDING\\n'\n")
+    squeue.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{squeue.parent}{os.pathsep}{os.environ['PATH']}")
+    assert queued_slurm_seeds(tmp_path, "abc") == {"/out/t/m/run": {1, 3}}
+    assert queued_slurm_seeds(tmp_path, "other") == {}

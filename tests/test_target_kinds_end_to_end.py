@@ -127,3 +127,23 @@ def test_colour_hist_logreg_learns_the_kinds_it_supports(collection: Path, tmp_p
     )
     assert summary["status"] == "complete" and summary["seeds_completed"] == [1, 2, 3]
     assert summary["metrics"]["colour.f1_macro"]["mean"] > 0.9  # hue alone separates the colours
+
+
+def test_unreadable_images_lose_their_labels_and_the_run_goes_on(collection: Path, tmp_path: Path, capsys) -> None:
+    """A corrupt and a missing image are skipped by the cache; they are neither trained on nor scored."""
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(collection, root)
+    for obj in range(0, 40, 2):  # corrupt or delete one view of 20 objects: some of them land in the test split
+        (root / "img" / f"{obj}-0.png").write_bytes(b"not a png")
+        (root / "img" / f"{obj + 1}-1.png").unlink()
+    task = _task(root, "kinds", regression=True)
+    code, _, err = run_cli(capsys, "run", str(task), "mtl", "--out", str(tmp_path / "out"), "--tracking-uri", "none")
+    assert code == 0, err
+    preds = pd.read_csv(_seed(tmp_path / "out", "kinds", "mtl") / "predictions.csv", dtype=str, keep_default_na=False)
+    names = preds["image"].str.rsplit("/", n=1).str[-1]
+    bad = names.isin([f"{o}-0.png" for o in range(0, 40, 2)] + [f"{o + 1}-1.png" for o in range(0, 40, 2)])
+    assert bad.sum() >= 1
+    for column in ("colour.true", "motifs.true", "year.true"):
+        assert (preds.loc[bad, column] == "").all()

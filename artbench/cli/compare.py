@@ -129,7 +129,7 @@ def comparison_tables(result: Mapping[str, Any]) -> list[Table]:
     alpha, baseline = result["alpha"], result["baseline"]
     caption = _caption(result)
     tables = []
-    for metric in result["metrics"]:
+    for metric in result["metrics"] if result["rows"] else []:
         last = metric == result["metrics"][-1]
         table = Table(
             title=f"{result['task']} · {metric_label(metric)} · against {baseline}", caption=caption if last else None
@@ -249,7 +249,7 @@ def friedman_line(result: Mapping[str, Any]) -> str | None:
     if not f:
         return None
     ranks = ", ".join(f"{escape(m)} {r:.2f}" for m, r in f["avg_ranks"].items())
-    test = f"Friedman χ² = {f['statistic']:.3g}, p = {f['p']:.3g}" if _finite(f["p"]) else f"Friedman: {f['note']}"
+    test = f"Friedman χ² = {f['statistic']:.3g}, p = {f['p']:.3g}" if _finite(f["p"]) else f["note"]
     return (
         f"{test} over {f['n_datasets']} targets × {f['n_methods']} runs ({f['metric']}); average ranks {ranks}; "
         f"Nemenyi CD = {f['cd']:.2f} at α = {f['alpha']:g} (Demšar 2006)"
@@ -339,7 +339,7 @@ def compare(
         ),
     ] = None,
     resamples: Annotated[
-        int, typer.Option(min=0, max=1_000_000, help="Bootstrap resamples (0 skips the bootstrap over images).")
+        int, typer.Option(min=0, max=100_000, help="Bootstrap resamples (0 skips the bootstrap over images).")
     ] = 10_000,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     tracking_uri: Annotated[

@@ -108,7 +108,7 @@ class TargetSpec:
         """Encode raw label values (see the module docstring); unknown values raise."""
         present = values.notna().to_numpy()
         if self.kind == "regression":
-            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, copy=True)
             bad = present & np.isnan(numbers)
             if bad.any():
                 shown = ", ".join(map(repr, values[bad].astype(str).unique()[:5]))

@@ -145,6 +145,8 @@ def _decode(path: str, size: int, feature_sizes: Sequence[int]) -> tuple[np.ndar
 
 @dataclass(frozen=True)
 class _Chunk:
+    """One worker task: decode ``paths`` into rows ``start:`` of ``image_file``."""
+
     paths: list[str]
     start: int
     image_file: str
@@ -197,7 +199,7 @@ def _decoded(chunks: list[_Chunk], workers: int) -> Iterator[tuple[int, list[np.
             yield result
     except BrokenProcessPool:
         raise ArtbenchError(
-            "an image-decoding process died (out of memory?); prepare the cache with fewer workers"
+            "an image-decoding process died (killed, or out of memory); free some memory and run again"
         ) from None
     finally:
         pool.shutdown(cancel_futures=True)
@@ -252,7 +254,7 @@ def _locked(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def checksum(array: np.ndarray) -> str:
+def _checksum(array: np.ndarray) -> str:
     """Checksum of an array's shape, dtype and up to :data:`CHECKSUM_ROWS` evenly spaced rows."""
     digest = hashlib.blake2b(f"{array.shape}|{array.dtype}".encode(), digest_size=16)
     if len(array):
@@ -267,7 +269,7 @@ def _file_record(path: Path) -> dict[str, object]:
         "shape": list(array.shape),
         "dtype": str(array.dtype),
         "bytes": path.stat().st_size,
-        "checksum": checksum(array),
+        "checksum": _checksum(array),
     }
 
 
@@ -282,11 +284,11 @@ def _damage(path: Path, record: dict | None, shape: tuple[int, ...]) -> str | No
         return f"{size} bytes where meta.json records {record.get('bytes')} (truncated or overwritten)"
     try:
         array = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         return f"unreadable ({type(exc).__name__}: {exc})"
     if list(array.shape[: len(shape)]) != list(shape) or list(array.shape) != record.get("shape"):
         return f"shape {list(array.shape)} where {record.get('shape')} is expected"
-    if checksum(array) != record.get("checksum"):
+    if _checksum(array) != record.get("checksum"):
         return "its checksum differs from meta.json (overwritten)"
     return None
 
@@ -370,6 +372,12 @@ def prepare_cache(
                 start = time.perf_counter()
                 computed, skipped = _decode_all(dataset, image_tmp, image_size, todo, workers or _default_workers())
                 elapsed = time.perf_counter() - start
+                if n and len(skipped) == n:
+                    first = dataset.table["image"].iloc[skipped[0][0]]
+                    raise ArtbenchError(
+                        f"none of the {n} images of dataset {dataset.name!r} can be read (first: {first}: "
+                        f"{skipped[0][1]}); {dataset.missing_images_hint}"
+                    )
                 outputs = {"images": image_tmp} if damage["images"] else {}
                 for feature, values in zip(todo, computed, strict=True):
                     np.save(feature_tmp[feature.name], values)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from artbench.core.dataset import DATASETS, Dataset
 from artbench.core.errors import ArtbenchError
-from artbench.core.targets import TargetSpec, encode_targets
+from artbench.core.targets import MISSING, TargetSpec, encode_targets
 from artbench.core.task import TaskSpec
 from artbench.data.cache import ImageCache, ImageFeature, prepare_cache
 from artbench.data.splits import official_split, split_task
@@ -45,10 +45,18 @@ class TaskData:
         return {t.kind for t in self.targets}
 
     def images(self, size: int, features: Sequence[ImageFeature] = ()) -> ImageCache:
-        """The image cache at ``size`` px with the given per-image features, prepared on first use."""
+        """The image cache at ``size`` px with the given per-image features, prepared on first use.
+
+        Rows whose image is missing or unreadable (the cache skips them) lose their labels here, so that no method
+        trains on them and no metric counts them; their predictions stay in predictions.csv without a true label.
+        """
         key = (size, tuple(f.name for f in features))
         if key not in self._caches:
-            self._caches[key] = prepare_cache(self.dataset, size, features=features)
+            cache = prepare_cache(self.dataset, size, features=features)
+            skipped = np.asarray(getattr(cache, "skipped", ()), dtype=np.int64)
+            for spec, codes in zip(self.targets, self.labels, strict=True):
+                codes[skipped] = np.nan if spec.kind == "regression" else MISSING
+            self._caches[key] = cache
         return self._caches[key]
 
 

@@ -40,7 +40,7 @@ from artbench.evaluation.aggregate import flatten_metrics, summarise
 from artbench.evaluation.cd_diagram import plot_critical_difference
 from artbench.evaluation.metrics import METRICS, evaluate_target, run_level
 from artbench.methods import METHODS
-from artbench.results.baselines import ReportedResult, baseline_dirs, reported_results
+from artbench.results.baselines import ReportedValue, baseline_dirs, reported_values
 from artbench.results.store import SUMMARY, RunRecord, RunWriter, find_runs, read_run, write_json
 
 OVERALL = "overall"
@@ -67,7 +67,6 @@ BOOTSTRAPPED = {
 }
 """Metrics with a per-image formulation that :func:`image_bootstrap` resamples. Left out: the class-wise ranking
 metrics (``map_macro``, ``ap11_macro``) and ``map_samples``, whose resampled values need a ranking per resample."""
-_REPORTED_FIELDS = {"f1_macro": ("f1", "f1_std", "f1_per_target"), "accuracy": ("accuracy", "accuracy_std", None)}
 
 
 # ---------------------------------------------------------------------------------------------------------- runs
@@ -651,8 +650,8 @@ def apply_holm(result: dict[str, Any]) -> int:
 
 
 # ------------------------------------------------------------------------------------------- reported, properties
-def load_reported(source: str | None) -> list[ReportedResult]:
-    """The reported results of ``baselines/<name>.toml``, given by name or by the path of such a file."""
+def load_reported(source: str | None) -> list[ReportedValue]:
+    """The reported numbers of ``baselines/<name>.toml``, given by name or by the path of such a file."""
     if source is None:
         return []
     path = Path(source)
@@ -666,51 +665,49 @@ def load_reported(source: str | None) -> list[ReportedResult]:
                 f"--reported {source!r}: not a file of the baselines folders ({folders}); put it there or pass its name"
             )
         source = path.stem
-    return reported_results(source)
+    return reported_values(source, set(METRICS.names()))
+
+
+def _unit(metric: str) -> float:
+    """Papers print scores in percent and errors (MAE, RMSE) in their own unit (``baselines/*.toml``)."""
+    return 100.0 if METRICS.get(metric).higher_is_better else 1.0
+
+
+def _for_task(task: TaskSpec, values: Sequence[ReportedValue]) -> list[ReportedValue]:
+    """The reported numbers of ``task``'s targets (and overall), for no task in particular or for this one."""
+    rows = {*task.target_names, OVERALL}
+    return [v for v in values if v.task in (None, task.name) and v.target in rows]
 
 
 def reported_rows(
     task: TaskSpec,
     runs: Mapping[str, RunRecord],
     metrics: Sequence[str],
-    reported: Sequence[ReportedResult],
+    reported: Sequence[ReportedValue],
 ) -> list[dict[str, Any]]:
-    """The paper's numbers beside the reproduced ones (fractions, like every score here), with the difference.
-
-    ``f1`` / ``accuracy`` (± std) are the overall F1 (macro) and OA (SilkNet Table 4), ``f1_per_target`` the
-    per-target F1 (Table 5), ``f1_underrepresented`` the per-target F1 of the under-represented classes (Table 6).
-    No test: a paper gives no per-seed values.
-    """
+    """The papers' numbers beside the reproduced ones of the runs of the same method, as fractions like every score
+    here (errors in their unit), with the difference. No test: a paper gives no per-seed values."""
     rows = []
-    by_method = {r.method: r for r in reported}
     for label, record in runs.items():
-        paper = by_method.get(record.method)
-        if paper is None:
-            continue
-        entries: list[tuple[str, str, float | None, float | None]] = []
-        for metric, (overall, spread, per_target) in _REPORTED_FIELDS.items():
-            entries.append((OVERALL, metric, getattr(paper, overall), getattr(paper, spread)))
-            if per_target:
-                entries += [(t, metric, v, None) for t, v in getattr(paper, per_target).items()]
-        entries += [(t, "f1_underrepresented", v, None) for t, v in paper.f1_underrepresented.items()]
-        for row, metric, value, spread in entries:
-            if value is None or metric not in metrics or (row != OVERALL and row not in task.target_names):
+        for v in _for_task(task, reported):
+            if v.method != record.method or v.metric not in metrics:
                 continue
-            values = _seed_values(record, f"{row}.{metric}")
+            values = _seed_values(record, f"{v.target}.{v.metric}")
             values = values[~np.isnan(values)]
             mean = float(values.mean()) if len(values) else float("nan")
+            unit = _unit(v.metric)
             rows.append(
                 {
                     "method": label,
-                    "paper": paper.paper,
-                    "target": row,
-                    "metric": metric,
-                    "reported": value / 100,
-                    "reported_std": None if spread is None else spread / 100,
+                    "paper": v.paper,
+                    "target": v.target,
+                    "metric": v.metric,
+                    "reported": v.value / unit,
+                    "reported_std": None if v.std is None else v.std / unit,
                     "mean": mean,
                     "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
-                    "diff": mean - value / 100,
-                    "source": paper.source,
+                    "diff": mean - v.value / unit,
+                    "source": v.source,
                 }
             )
     return rows
@@ -746,25 +743,31 @@ def correlate_gains(gains: Mapping[str, float], prop: Mapping[str, float]) -> di
 
 
 def correlations(
-    result: Mapping[str, Any], prop: Mapping[str, float], metric: str, reported: Sequence[ReportedResult]
+    task: TaskSpec,
+    result: Mapping[str, Any],
+    prop: Mapping[str, float],
+    metric: str,
+    reported: Sequence[ReportedValue],
 ) -> list[dict[str, Any]]:
-    """Per method, the correlation of its per-target gain in ``metric`` over the baseline with the property; with
-    reported F1 numbers of the same two methods, the same for the paper's gains (marked ``reported``)."""
+    """Per method, the correlation of its per-target gain in ``metric`` over the baseline with the property; where a
+    paper reports ``metric`` per target for the same two methods, the same for the paper's gains (``reported``)."""
     out = []
     targets = [r for r in result["rows"] if r["metric"] == metric and r["target"] != OVERALL]
     for label in [m for m in result["runs"] if m != result["baseline"]]:
         gains = {r["target"]: r["diff"] for r in targets if r["method"] == label}
         out.append({"method": label, "source": "reproduced", **correlate_gains(gains, prop)})
-    field_name = {"f1_macro": "f1_per_target", "f1_underrepresented": "f1_underrepresented"}.get(metric)
-    by_method = {r.method: r for r in reported}
-    base = by_method.get(result["runs"][result["baseline"]]["method"])
-    if field_name and base is not None:
-        for label, run in result["runs"].items():
-            paper = by_method.get(run["method"])
-            if label == result["baseline"] or paper is None:
-                continue
-            a, b = getattr(paper, field_name), getattr(base, field_name)
-            gains = {t: (a[t] - b[t]) / 100 for t in a if t in b}
+    per_target = {
+        (v.method, v.target): v.value / _unit(metric)
+        for v in _for_task(task, reported)
+        if v.metric == metric and v.target != OVERALL
+    }
+    base = result["runs"][result["baseline"]]["method"]
+    for label, run in result["runs"].items():
+        paper = {t: v for (m, t), v in per_target.items() if m == run["method"]}
+        if label == result["baseline"] or not paper:
+            continue
+        gains = {t: v - per_target[(base, t)] for t, v in paper.items() if (base, t) in per_target}
+        if gains:
             out.append({"method": label, "source": "reported", **correlate_gains(gains, prop)})
     return out
 
@@ -798,7 +801,7 @@ def compare_runs(
     baseline: str,
     metrics: Sequence[str],
     resamples: int = 10_000,
-    reported: Sequence[ReportedResult] = (),
+    reported: Sequence[ReportedValue] = (),
     properties: Mapping[str, Mapping[str, float]] | None = None,
     correlate_property: str | None = None,
     alpha: float = 0.05,
@@ -887,7 +890,7 @@ def compare_runs(
             "property": correlate_property,
             "metric": metrics[0],
             "values": prop,
-            "results": correlations(result, prop, metrics[0], reported),
+            "results": correlations(task, result, prop, metrics[0], reported),
         }
     result["friedman"] = friedman(result, metrics[0]) if len(task.targets) > 1 else None
     return result

@@ -25,8 +25,9 @@ from artbench.core.targets import BACKGROUND_NAME
 from artbench.core.task import TaskSpec
 from artbench.data.task_data import prepare_task
 from artbench.evaluation.metrics import METRICS
-from artbench.evaluation.significance import friedman_nemenyi, holm, seed_tests
+from artbench.evaluation.significance import friedman_nemenyi, holm
 from artbench.results.baselines import baseline_dirs, load_baseline, reported_values
+from artbench.results.compare import seed_comparison
 from artbench.results.store import RunRecord, find_runs, jsonable, read_run, write_json
 
 SOURCE_RUN, SOURCE_SUBMISSION = "artbench run", "submission"
@@ -65,8 +66,9 @@ class Entry:
         value = self.metrics.get(key, {}).get("mean")
         return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
-    def values(self, key: str) -> list[float]:
-        return [float(v) for v in self.metrics.get(key, {}).get("values") or [] if v is not None]
+    def values(self, key: str) -> np.ndarray:
+        """Per-seed values of ``key`` in seed order, NaN where undefined."""
+        return np.array([np.nan if v is None else v for v in self.metrics.get(key, {}).get("values") or []], float)
 
 
 @dataclass
@@ -81,6 +83,8 @@ class Board:
     significance: str
     per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
     cd: dict[str, Any] | None = None
+    cd_note: str = ""
+    """What the critical-difference diagram shows (with the Friedman test), or why there is none."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -297,22 +301,23 @@ def test_against_best(ranked: list[Entry], key: str) -> tuple[str | None, str]:
     """Set ``vs_best`` on the ranked measured entries against the best ``artbench run`` entry.
 
     Over the per-seed values of ``key``: the paired t-test when both ran the same seeds (seed k shares the split
-    and seeds the method alike), Welch's t-test otherwise (:func:`artbench.evaluation.significance.seed_tests`);
-    Holm's correction over the board's comparisons. Returns the baseline's name and a sentence naming the test.
+    and seeds the method alike), Welch's t-test otherwise, as ``artbench compare`` computes them
+    (:func:`artbench.results.compare.seed_comparison`, which adds ASO's ε_min); Holm's correction over the board's
+    comparisons. Returns the baseline's name and a sentence naming the test.
     """
     baseline = next((e for e in ranked if e.source == SOURCE_RUN and e.mean(key) is not None), None)
     if baseline is None:
         return None, "No artbench run on this board, so no row is tested."
     baseline.vs_best = {"is_baseline": True}
-    base = np.array(baseline.values(key))
+    base = baseline.values(key)
     compared: list[Entry] = []
     pvalues: list[float] = []
     for entry in ranked:
         if entry is baseline or entry.mean(key) is None:
             continue
-        values = np.array(entry.values(key))
+        values = entry.values(key)
         paired = entry.seeds == baseline.seeds and len(values) == len(base) == len(entry.seeds)
-        result = seed_tests(values, base, paired, alpha=ALPHA)
+        result = seed_comparison(values, base, paired, metric_of(key), alpha=ALPHA, resamples=0, rng=0)
         t_test = result["t_test"]
         entry.vs_best = {
             "is_baseline": False,
@@ -324,6 +329,7 @@ def test_against_best(ranked: list[Entry], key: str) -> tuple[str | None, str]:
             "statistic": t_test["statistic"],
             "p": t_test["p"],
             "note": t_test["note"],
+            "aso_epsilon_min": result["aso"],
         }
         compared.append(entry)
         pvalues.append(t_test["p"])
@@ -406,7 +412,7 @@ def critical_difference(task: TaskSpec, entries: list[Entry], ranking: str) -> t
     targets = [t.name for t in task.targets if t.kind in METRICS.get(ranking).kinds]
     usable = [e for e in entries if all(e.mean(f"{t}.{ranking}") is not None for t in targets)]
     if len(usable) < 2 or len(targets) < 2:
-        return None, "critical-difference diagram: needs at least 2 measured rows and 2 targets"
+        return None, "No critical-difference diagram: it needs at least 2 measured rows and 2 targets."
     scores = pd.DataFrame({e.name: [e.mean(f"{t}.{ranking}") for t in targets] for e in usable}, index=targets)
     result = friedman_nemenyi(scores, higher_is_better=METRICS.get(ranking).higher_is_better, alpha=ALPHA)
     result.pop("pairwise_p")
@@ -449,7 +455,7 @@ def build_board(
             + "): compare them with care."
         )
     counts = None
-    if with_training_counts:
+    if with_training_counts and any(t.kind != "regression" for t in task.targets):
         try:
             counts = training_counts(task)
         except ArtbenchError as exc:
@@ -473,6 +479,7 @@ def build_board(
         significance=sentence,
         per_class=per_class_scores(task, ranked, counts),
         cd=cd,
+        cd_note=cd_sentence,
         notes=notes,
     )
 

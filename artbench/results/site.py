@@ -250,7 +250,7 @@ def task_page(board: Board, plots: dict[str, Path], out_dir: Path) -> str:
             + "; ".join(f"{html.escape(p)}: {html.escape(n)}" for p, n in papers.items())
             + "</p>"
         )
-    captions = {**CAPTIONS, "cd": _cd_caption(board)}
+    captions = {**CAPTIONS, "cd": board.cd_note}
     for kind, path in plots.items():
         src = path.relative_to(out_dir).as_posix()
         parts.append(
@@ -258,10 +258,6 @@ def task_page(board: Board, plots: dict[str, Path], out_dir: Path) -> str:
             f"<figcaption>{html.escape(captions[kind])}</figcaption></figure>"
         )
     return _page(f"{task.name} · artbench leaderboard", "\n".join(p for p in parts if p))
-
-
-def _cd_caption(board: Board) -> str:
-    return next((n for n in board.notes if n.startswith("Critical-difference")), "Critical-difference diagram.")
 
 
 def index_page(out_dir: Path) -> str:

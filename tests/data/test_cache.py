@@ -165,6 +165,11 @@ def test_a_dataset_without_any_image_is_an_error(tmp_path: Path) -> None:
     dataset = _dataset([tmp_path / "a.png", tmp_path / "b.png"])
     with pytest.raises(ArtbenchError, match=r"all 2 images of dataset 'toy' are missing .*artbench datasets download"):
         prepare_cache(dataset, 8, workers=1)
+    for path in dataset.table["image"]:
+        Path(path).write_text("<html>404</html>")  # what a broken download leaves
+    with pytest.raises(ArtbenchError, match=r"none of the 2 images of dataset 'toy' can be read .*a\.png: unreadable"):
+        prepare_cache(dataset, 8, workers=1)
+    assert not list((tmp_path / "home").rglob("*.npy"))
 
 
 def test_images_per_second_line(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -351,6 +351,15 @@ def test_section_5_2_correlation_from_the_reported_numbers() -> None:
     focal = C.correlate_gains(gains("mtl_fo"), shares)
     assert round(focal["pearson_r"], 2) == 0.87 and round(focal["pearson_p"], 2) == 0.06
     assert "note" in C.correlate_gains({"place": 1.0, "time": 2.0}, shares)
+    # the same through `--reported baselines/silknet.toml` on a task with SilkNet's targets
+    silk = parse_task({"name": "silk", "dataset": "csv", "targets": [{"name": t} for t in LABELLED_PERCENT]}, "silk")
+    runs = {m: {"method": m} for m in ("mtl", "mtl_fo_rall", "mtl_fo")}
+    result = {"rows": [], "runs": runs, "baseline": "mtl"}
+    found = C.correlations(silk, result, shares, "f1_macro", C.load_reported("baselines/silknet.toml"))
+    by_method = {c["method"]: c for c in found if c["source"] == "reported"}
+    assert by_method["mtl_fo_rall"]["pearson_r"] == pytest.approx(best["pearson_r"], rel=1e-12)
+    assert by_method["mtl_fo_rall"]["pearson_p"] == pytest.approx(0.0235, abs=5e-5)
+    assert by_method["mtl_fo"]["pearson_r"] == pytest.approx(focal["pearson_r"], rel=1e-12)
 
 
 def test_reported_rows_sit_beside_the_reproduced_ones(tmp_path: Path) -> None:

@@ -192,19 +192,17 @@ def inception_v3(weights: str) -> Backbone:
     return Backbone(model, 2048, [getattr(model, name) for name in INCEPTION_BLOCKS])
 
 
-class _FromImageNetNormalised(nn.Module):
-    """Re-normalise ImageNet mean/std input to the ``mean``/``std`` a model's weights expect, then apply it."""
+def _expect_input(model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+    """Make ``model`` accept ImageNet mean/std-normalised input by re-normalising it, in a forward pre-hook, to the
+    ``mean``/``std`` its weights expect (the state dict keeps the model's own keys)."""
+    scale = (torch.tensor(IMAGENET_STD) / torch.tensor(std)).view(1, 3, 1, 1)
+    shift = ((torch.tensor(IMAGENET_MEAN) - torch.tensor(mean)) / torch.tensor(std)).view(1, 3, 1, 1)
 
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        self.model = model
-        scale = torch.tensor(IMAGENET_STD) / torch.tensor(std)
-        shift = (torch.tensor(IMAGENET_MEAN) - torch.tensor(mean)) / torch.tensor(std)
-        self.register_buffer("scale", scale.view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("shift", shift.view(1, 3, 1, 1), persistent=False)
+    def renormalise(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        x = inputs[0]
+        return (x * scale.to(x.device, x.dtype) + shift.to(x.device, x.dtype), *inputs[1:])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x * self.scale.to(x.dtype) + self.shift.to(x.dtype))
+    model.register_forward_pre_hook(renormalise)
 
 
 @BACKBONES.decorator("xception")
@@ -231,10 +229,9 @@ def xception(weights: str) -> Backbone:
         ) from None
     if weights not in ("imagenet", "none"):
         _load_state_dict(model, weights)
-    config = model.pretrained_cfg
+    _expect_input(model, model.pretrained_cfg["mean"], model.pretrained_cfg["std"])
     blocks = [m for name, m in model.named_children() if name.startswith(("conv", "bn", "block"))]
-    body = _FromImageNetNormalised(model, config["mean"], config["std"])
-    return Backbone(body, model.num_features, blocks)
+    return Backbone(model, model.num_features, blocks)
 
 
 class TinyCNN(nn.Module):

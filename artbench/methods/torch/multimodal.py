@@ -301,23 +301,12 @@ class MultimodalMethod(Method):
             raise ArtbenchError("nesterov=true needs momentum > 0; set momentum or nesterov=false")
         build_backbone(self.backbone, self.weights, self.finetune_blocks)
 
-    def _check_metadata(self, data: TaskData) -> None:
-        columns = list(data.metadata.columns)
-        if not columns:
+    def fit(self, data: TaskData, seed: int, ctx: RunContext) -> MultimodalPredictor:
+        if self.use_metadata and data.metadata.columns.empty:  # the task parser keeps targets out of metadata
             raise ArtbenchError(
                 f"the multimodal method feeds metadata columns, but task {data.task.name!r} lists none: add "
                 "metadata = [...] to the task file, or run multimodal_image_only (the image-only network)"
             )
-        leaked = sorted(set(columns) & {t.name for t in data.targets})
-        if leaked:
-            raise ArtbenchError(
-                f"task {data.task.name!r}: {leaked} are both targets and metadata inputs; a target's label must "
-                "not be an input, so remove them from metadata = [...]"
-            )
-
-    def fit(self, data: TaskData, seed: int, ctx: RunContext) -> MultimodalPredictor:
-        if self.use_metadata:
-            self._check_metadata(data)
         train, val = data.index("train"), data.index("val")
         bins = {
             m: ValueBins.fit(data.labels[m][train], self.bin_width)

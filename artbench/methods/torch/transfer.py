@@ -319,7 +319,7 @@ class TransferPredictor(Predictor):
         return Predictions(np.asarray(index), out)
 
 
-REFERENCE = "Sabatelli et al. 2018, Deep Transfer Learning for Art Classification Problems, §2.3, Tables 2-3"
+REFERENCE = "Sabatelli et al. 2018, Deep Transfer Learning for Art Classification Problems, §2.3"
 register_method(
     "tl_offshelf",
     TransferMethod,

@@ -143,7 +143,7 @@ def test_full_variant_needs_metadata_columns(paintings: Path, tmp_path: Path, ca
 @pytest.mark.parametrize(
     ("metadata", "message"),
     [
-        ('metadata = ["region", "school"]', "both targets and metadata inputs"),
+        ('metadata = ["region", "school"]', "metadata columns ['school'] are targets or reserved columns"),
         ('metadata = ["region", "medium"]', "metadata columns ['medium'] are not columns of the dataset"),
     ],
 )
