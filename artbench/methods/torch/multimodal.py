@@ -28,11 +28,9 @@ is :func:`cross_validation_folds`. Settings the paper leaves open are marked "(o
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +43,6 @@ from torch import nn
 from artbench.core.device import seed_everything
 from artbench.core.errors import ArtbenchError
 from artbench.core.params import param
-from artbench.core.progress import console, progress_bar
 from artbench.core.targets import MISSING, TargetSpec
 from artbench.data.cache import ImageCache
 from artbench.data.task_data import TaskData
@@ -53,8 +50,9 @@ from artbench.methods.base import Method, Predictions, Predictor, RunContext, re
 from artbench.methods.torch.augment import random_geometric
 from artbench.methods.torch.backbones import Backbone, build_backbone
 from artbench.methods.torch.batches import Batch, iterate_batches, normalise
+from artbench.methods.torch.heads import check_trainable, train_loop
 from artbench.methods.torch.losses.focal import multiclass_terms
-from artbench.methods.torch.trainer import EarlyStopping, FitResult, autocast
+from artbench.methods.torch.trainer import autocast
 
 MAX_IMAGE_SIZE = 2048
 """Largest square input size (the prepared cache's limit, as for SilkNet)."""
@@ -129,10 +127,26 @@ class ValueBins:
         return (self.first + np.arange(self.count) + 0.5) * self.width
 
 
-def inverse_time_decay(decay: float) -> Callable[[int], float]:
-    """Keras' (2.1.5) SGD learning-rate decay as a factor of the initial rate: 1 / (1 + decay · t) for update t
-    (counted from 0), the schedule behind Table 3's "Decay 1e-6"."""
-    return lambda t: 1.0 / (1.0 + decay * t)
+class DecayingSGD(torch.optim.SGD):
+    """Keras' (2.1.5, §3.1) SGD with Table 3's "Decay": update t (counted from 0) uses lr / (1 + decay · t).
+
+    The decay is the optimiser's own, as in Keras; the update count lives in the parameter groups, so it is part of
+    the optimiser's state. (Keras accumulates the lr-scaled velocity, torch the raw one: the two Nesterov updates
+    agree while the rate is constant, and differ by the decay's relative change, under 1e-6 per update, otherwise.)
+    """
+
+    def __init__(
+        self, parameters: Iterable[nn.Parameter], lr: float, momentum: float, nesterov: bool, decay: float
+    ) -> None:
+        super().__init__(parameters, lr=lr, momentum=momentum, nesterov=nesterov)
+        for group in self.param_groups:
+            group.update(initial_lr=lr, decay=decay, updates=0)
+
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        for group in self.param_groups:
+            group["lr"] = group["initial_lr"] / (1 + group["decay"] * group["updates"])
+            group["updates"] += 1
+        return super().step(closure)
 
 
 def flip_and_crop(images: torch.Tensor, generator: torch.Generator, crop_scale: float) -> torch.Tensor:
@@ -256,7 +270,9 @@ class MultimodalMethod(Method):
     use_metadata: bool = param(
         True, "feed the task's metadata columns (§2.6, 'Multi'); false: the image-only network (§2.5, '1-Input')"
     )
-    backbone: str = param("resnet50", "image CNN: resnet18/50/152 or the CPU-sized tiny_cnn (§2.6: ResNet-50)")
+    backbone: str = param(
+        "resnet50", "image CNN, any registered backbone (§2.6: resnet50; Table 4 also inception_v3, vgg19)"
+    )
     weights: str = param("imagenet", "imagenet, none (random init) or a path to a state dict (§2.5: ImageNet)")
     finetune_blocks: int = param(
         -1, "residual blocks trained from the top; -1 trains everything (§2.6: all layers)", lambda v: v >= -1, ">= -1"
@@ -292,6 +308,9 @@ class MultimodalMethod(Method):
         lambda v: v >= 1,
         ">= 1",
     )
+    min_delta: float = param(
+        0.0, "smallest improvement of the validation loss that resets patience", lambda v: v >= 0, ">= 0"
+    )
     channels_last: bool = param(True, "channels_last memory format (faster convolutions on CUDA)")
 
     def check(self, targets: tuple[TargetSpec, ...]) -> None:
@@ -324,8 +343,35 @@ class MultimodalMethod(Method):
         codes = torch.from_numpy(vocabulary.encode(data.metadata)).to(ctx.device) if vocabulary else None
         objective = MultimodalObjective(codes)
         known = np.any([code >= 0 for code in labels], axis=0)
+        train, val = train[known[train]], val[known[val]]
+        check_trainable(train, ctx.description)
         cache = data.images(self.image_size)
-        result = self._train(model, objective, cache, labels, train[known[train]], val[known[val]], ctx, seed)
+        generator = torch.Generator(device=ctx.device).manual_seed(seed)
+
+        def batches(rng: np.random.Generator) -> Iterator[Batch]:
+            drop_last = len(train) > self.batch_size  # a batch of one breaks BatchNorm
+            return iterate_batches(
+                cache, labels, train, self.batch_size, ctx.device, rng=rng, drop_last=drop_last,
+                channels_last=self.channels_last,
+            )  # fmt: skip
+
+        def loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            images = flip_and_crop(batch.images, generator, self.crop_scale) if self.augment else batch.images
+            return objective(model, images, batch, generator)
+
+        result = train_loop(
+            model,
+            DecayingSGD(
+                [p for p in model.parameters() if p.requires_grad], self.lr, self.momentum, self.nesterov, self.lr_decay
+            ),
+            batches,
+            loss,
+            lambda model: self._validation_loss(model, objective, cache, labels, val, ctx),
+            self,
+            ctx,
+            seed=seed,
+            early_stopping=len(val) > 0,
+        )
         info: dict[str, Any] = {
             "best_epoch": result.best_epoch,
             "epochs": result.epochs_run,
@@ -343,83 +389,6 @@ class MultimodalMethod(Method):
             backbone, metadata_widths, num_outputs, self.metadata_units, self.joint_units, self.dropout
         ).to(device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
-
-    def optimiser(
-        self, parameters: Sequence[nn.Parameter]
-    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-        """Table 3's SGD and its per-update learning-rate decay (step the schedule after every update)."""
-        sgd = torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov)
-        return sgd, torch.optim.lr_scheduler.LambdaLR(sgd, inverse_time_decay(self.lr_decay))
-
-    def _train(
-        self,
-        model: MultimodalNet,
-        objective: MultimodalObjective,
-        cache: ImageCache,
-        labels: list[np.ndarray],
-        train: np.ndarray,
-        val: np.ndarray,
-        ctx: RunContext,
-        seed: int,
-    ) -> FitResult:
-        """Train with SGD for ``max_epochs`` (the shared trainer is Adam-only); keep the epoch with the lowest
-        validation loss (the training loss on the validation rows, without dropout) and stop after ``patience``
-        epochs without improvement. Without validation labels every epoch runs and the last weights are kept."""
-        if len(train) < 2:
-            raise ArtbenchError(f"{ctx.description}: {len(train)} labelled training sample(s); training needs 2")
-        optimiser, schedule = self.optimiser([p for p in model.parameters() if p.requires_grad])
-        rng = np.random.default_rng(seed)
-        generator = torch.Generator(device=ctx.device).manual_seed(seed)
-        stopper, early_stopping = EarlyStopping(self.patience), len(val) > 0
-        best_state, history = copy.deepcopy(model.state_dict()), []
-        start = time.perf_counter()
-        with progress_bar(transient=True) as bar:
-            task = bar.add_task(ctx.description, total=self.max_epochs)
-            for epoch in range(1, self.max_epochs + 1):
-                model.train()
-                total, steps = 0.0, 0
-                for batch in iterate_batches(
-                    cache,
-                    labels,
-                    train,
-                    self.batch_size,
-                    ctx.device,
-                    rng=rng,
-                    drop_last=len(train) > self.batch_size,  # a batch of one breaks BatchNorm
-                    channels_last=self.channels_last,
-                ):
-                    images = flip_and_crop(batch.images, generator, self.crop_scale) if self.augment else batch.images
-                    with autocast(ctx.device, ctx.amp):
-                        loss, _ = objective(model, images, batch, generator)
-                    optimiser.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimiser.step()
-                    schedule.step()
-                    total, steps = total + float(loss.detach()), steps + 1
-                record = {
-                    "train_loss": total / max(steps, 1),
-                    "val_criterion": self._validation_loss(model, objective, cache, labels, val, ctx),
-                    "lr": schedule.get_last_lr()[0],
-                }
-                history.append({"epoch": epoch, **record})
-                ctx.log(epoch, record)
-                if not early_stopping or stopper.step(epoch, record["val_criterion"]):
-                    best_state = copy.deepcopy(model.state_dict())
-                bar.update(
-                    task,
-                    advance=1,
-                    description=f"{ctx.description} · epoch {epoch} · train {record['train_loss']:.3f}"
-                    f" · val {record['val_criterion']:.3f} (best {stopper.best:.3f} @ {stopper.best_epoch})",
-                )
-                if early_stopping and stopper.should_stop:
-                    break
-        if early_stopping and stopper.best_epoch == 0:
-            console.print(
-                f"[yellow]warning:[/] {ctx.description}: the validation loss was never finite; initial weights kept"
-            )
-        model.load_state_dict(best_state)
-        best_epoch = stopper.best_epoch if early_stopping else len(history)
-        return FitResult(best_epoch, len(history), history, time.perf_counter() - start)
 
     @torch.no_grad()
     def _validation_loss(

@@ -5,9 +5,10 @@ Checkpoints (issue 14, "Resume"): with ``ctx.checkpoint_dir`` set, every epoch e
 ``<model>-epoch-<e>.pt`` atomically (temporary file, flush, rename; in a background thread while the next epoch
 trains) with the model, the optimiser, the early-stopping state, the history, the time and images so far and every
 random state the loop draws from (the shuffling NumPy generator, the augmentation generator, torch's CPU and CUDA
-generators for dropout, NumPy's and Python's global ones). Only the latest checkpoint and the best epoch's are kept. A later ``fit`` of the same model finds the latest readable
-one and continues from the next epoch, so on the CPU a resumed seed ends with the weights of an uninterrupted one.
-Frozen parameters are not stored: they never change, and the method rebuilds them identically from its seed.
+generators for dropout, NumPy's and Python's global ones). Only the latest checkpoint and the best epoch's are kept.
+A later ``fit`` of the same model finds the latest readable one and continues from the next epoch, so on the CPU a
+resumed seed ends with the weights of an uninterrupted one. Frozen parameters are not stored: they never change, and
+the method rebuilds them identically from its seed.
 """
 
 from __future__ import annotations
@@ -202,6 +203,13 @@ class Checkpoints:
             pending, self._pending = self._pending, None
             pending.result()
 
+    def close(self) -> None:
+        """Wait for the last write and stop the writer thread."""
+        try:
+            self.wait()
+        finally:
+            self._writer.shutdown()
+
     def _write(self, state: dict[str, Any], keep: set[int]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         final = self.path(state["epoch"])
@@ -225,7 +233,7 @@ def _written_on_exit(checkpoints: Checkpoints | None) -> Iterator[None]:
         yield
     finally:
         if checkpoints is not None:
-            checkpoints.wait()
+            checkpoints.close()
 
 
 def _host_copy(obj: Any) -> Any:

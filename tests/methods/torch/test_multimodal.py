@@ -19,6 +19,7 @@ from artbench.methods import METHODS
 from artbench.methods.torch.backbones import build_backbone
 from artbench.methods.torch.multimodal import (
     UNKNOWN,
+    DecayingSGD,
     MetadataVocabulary,
     MultimodalMethod,
     MultimodalNet,
@@ -28,7 +29,7 @@ from artbench.methods.torch.multimodal import (
 )
 from artbench.results.baselines import load_baseline
 from artbench.runner import resolve_method
-from tests.conftest import run_cli
+from tests.conftest import SHARED, run_cli
 
 HUES = {"red": (220, 40, 40), "blue": (40, 60, 220)}
 ARTISTS = {("red", "s1"): "ann", ("red", "s2"): "bob", ("blue", "s1"): "cy", ("blue", "s2"): "dee"}
@@ -175,18 +176,20 @@ def test_value_bins_are_decades_with_centres() -> None:
 
 
 def test_sgd_with_keras_learning_rate_decay() -> None:
-    method = MultimodalMethod(lr=0.1, lr_decay=0.5)
     weight = torch.nn.Parameter(torch.zeros(2))
-    optimiser, schedule = method.optimiser([weight])
+    optimiser = DecayingSGD([weight], lr=0.1, momentum=0.9, nesterov=True, decay=0.5)
     group = optimiser.param_groups[0]
     assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.9, True, 0)
     rates = []
     for _ in range(4):
-        rates.append(group["lr"])
         weight.grad = torch.ones(2)
         optimiser.step()
-        schedule.step()
+        rates.append(group["lr"])
     assert rates == pytest.approx([0.1 / (1 + 0.5 * t) for t in range(4)])  # Keras: lr / (1 + decay · t)
+    restored = DecayingSGD([weight], lr=0.1, momentum=0.9, nesterov=True, decay=0.5)
+    restored.load_state_dict(optimiser.state_dict())  # the update count is optimiser state
+    restored.step()
+    assert restored.param_groups[0]["lr"] == pytest.approx(0.1 / (1 + 0.5 * 4))
 
 
 def test_network_is_figure_9() -> None:
@@ -234,6 +237,26 @@ def test_folds_keep_groups_whole_and_spread_every_stratum() -> None:
     assert not np.array_equal(folds, cross_validation_folds(groups, strata, folds=5, seed=1))
     with pytest.raises(ArtbenchError, match="4 groups"):
         cross_validation_folds(["a", "b", "c", "d"], folds=5)
+
+
+def test_encodings_on_the_real_omniart_extract() -> None:
+    """The raw OmniArt v3 1k extract (research notes §3.2): general_type as metadata, creation_year as decades."""
+    path = SHARED / "samples" / "omniart" / "omniart_v3_datadump_1k.csv"
+    if not path.is_file():
+        pytest.skip(f"real sample {path} is absent")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    vocabulary = MetadataVocabulary.fit(raw[["general_type"]], np.arange(len(raw)))
+    assert len(vocabulary.values[0]) == 11 and "unknown" in vocabulary.values[0]  # a value of the dump, not NA
+    codes = vocabulary.encode(raw[["general_type"]])[:, 0]
+    painting = vocabulary.values[0].index("painting") + 1
+    assert (codes == painting).sum() == 640 and (codes != UNKNOWN).all()  # 640 paintings, no missing cell
+    years = pd.to_numeric(raw["creation_year"]).to_numpy()
+    bins = ValueBins.fit(years, 10.0)
+    assert (bins.first, bins.count) == (72, 130)  # 725.0 ... 2017.0: the 720s ... the 2010s
+    assert (bins.encode(years) == MISSING).sum() == 18  # the empty years
+    folds = cross_validation_folds(raw["id"].to_numpy(), codes, folds=5, seed=0)
+    per_fold = pd.crosstab(codes, folds)  # one row per record: 200 per fold, 128 paintings in each
+    assert (per_fold.sum() == 200).all() and per_fold.loc[painting].tolist() == [128] * 5
 
 
 def test_recipe_is_table_3() -> None:
