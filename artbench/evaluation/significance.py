@@ -58,7 +58,8 @@ def _t_test(a: np.ndarray, b: np.ndarray, paired: bool, alpha: float) -> dict[st
     if min(len(a), len(b)) < 2:
         return _test(name, "t", np.nan, np.nan, np.nan, alpha, "needs at least 2 seeds per method")
     spread = np.ptp(a - b) if paired else max(np.ptp(a), np.ptp(b))
-    if spread == 0:
+    scale = max(1.0, float(np.abs(a).max()), float(np.abs(b).max()))
+    if spread <= 1e-12 * scale:  # rounding noise of identical seeds: SciPy would warn of catastrophic cancellation
         what = "the differences" if paired else "both samples"
         return _test(name, "t", np.nan, np.nan, 0.0, alpha, f"{what} have zero variance")
     res = stats.ttest_rel(a, b) if paired else stats.ttest_ind(a, b, equal_var=False)

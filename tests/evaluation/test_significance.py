@@ -324,3 +324,18 @@ def test_plot_critical_difference_writes_png(tmp_path) -> None:
     assert path == tmp_path / "cd.png" and path.stat().st_size > 10_000
     image = matplotlib.image.imread(path)
     assert image.shape[0] > 150 and image.shape[1] > 500 and image[..., :3].std() > 0.05
+
+
+def test_identical_seeds_up_to_rounding_count_as_zero_variance() -> None:
+    """A deterministic method gives the same value for every seed, up to float rounding of its mean."""
+    import warnings
+
+    seed_tests = sig.seed_tests
+    a = np.array([0.3, 0.3 + 1e-17, 0.3 - 1e-17])
+    b = np.array([0.31, 0.30, 0.32])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = seed_tests(np.full(3, 0.3) + np.array([0, 5e-17, 0]), a, paired=False)
+    assert np.isnan(result["t_test"]["p"]) and "zero variance" in result["t_test"]["note"]
+    expected = stats.ttest_ind(a, b, equal_var=False).pvalue
+    assert seed_tests(a, b, paired=False)["t_test"]["p"] == pytest.approx(expected)
