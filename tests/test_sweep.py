@@ -79,11 +79,32 @@ def test_a_second_invocation_does_nothing(local_sweep: Path, tiny_task: Path, ca
     assert _snapshot(local_sweep) == before
 
 
+def test_the_plan_estimates_time_from_earlier_seeds_on_this_hardware(local_sweep: Path, tiny_task: Path, capsys):
+    import torch
+
+    from artbench.runner import device_name
+    from artbench.sweep import seed_seconds_on
+
+    summary = _summary(local_sweep, "mtl")
+    params = json.loads((_run_dir(local_sweep, "mtl") / "config.json").read_text())["params"]
+    mean = sum(c["wall_seconds"] for c in summary["cost"]["seeds"]) / 2
+    here = device_name(torch.device("cpu"))
+    assert seed_seconds_on(local_sweep, "tiny-synth", "mtl", params, here) == pytest.approx(mean)
+    assert seed_seconds_on(local_sweep, "tiny-synth", "mtl", params, "another CPU") is None
+    before = _snapshot(local_sweep)
+    code, out, _ = _sweep(capsys, local_sweep, tiny_task, "--dry-run", seeds="3")  # one more seed: planned only
+    assert code == 0 and _snapshot(local_sweep) == before
+    row = next(line for line in out.splitlines() if "│ mtl" in line)
+    assert "│ 1-2 " in row and "│ 3 " in row and not row.rstrip("│ ").endswith("?")
+
+
 def test_sweep_status_shows_each_run(local_sweep: Path, capsys) -> None:
     code, out, _ = run_cli(capsys, "sweep", "status", "--out", str(local_sweep))
     assert code == 0
     rows = [line for line in out.splitlines() if "tiny-synth" in line]
     assert len(rows) == 2 and all("2/2" in row and "complete" in row for row in rows)
+    code, _, err = run_cli(capsys, "sweep", "status", "--out", str(local_sweep / "nothing"))
+    assert code == 2 and "no sweep in" in err
 
 
 @pytest.mark.parametrize(
