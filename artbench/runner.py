@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -40,7 +39,7 @@ from artbench.evaluation.metrics import METRICS
 from artbench.evaluation.plots import plot_confusion
 from artbench.evaluation.task_evaluation import evaluate_predictions
 from artbench.methods import Method, MethodEntry, RunContext
-from artbench.results.environment import environment_record
+from artbench.results.environment import device_name, environment_record
 from artbench.results.store import (
     CHECKPOINTS,
     COMPLETE,
@@ -259,18 +258,6 @@ def find_run_to_resume(out_dir: Path, config: Mapping[str, Any], run_dir: Path |
 
 
 # --- cost and summary ---------------------------------------------------------------------------------------------
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, else the CPU's model name (Linux), else its architecture."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
-    except OSError:
-        model = ""
-    return model or platform.processor() or platform.machine()
 
 
 def seed_cost(ctx: RunContext, wall_seconds: float, fit_seconds: float, peak_memory: int | None) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def test_a_second_invocation_does_nothing(local_sweep: Path, tiny_task: Path, ca
 def test_the_plan_estimates_time_from_earlier_seeds_on_this_hardware(local_sweep: Path, tiny_task: Path, capsys):
     import torch
 
-    from artbench.runner import device_name
+    from artbench.results.environment import device_name
     from artbench.sweep import seed_seconds_on
 
     summary = _summary(local_sweep, "mtl")

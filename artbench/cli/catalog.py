@@ -70,7 +70,9 @@ def methods_show(
     out.print(f"family {entry.family.__name__}; learns {', '.join(sorted(entry.family.supports))}")
     if entry.reference:
         out.print(f"reference: {escape(entry.reference)}")
-    table = Table(caption=escape("* fixed by the recipe (a task's [defaults] cannot change it; --config and --set can)"))
+    table = Table(
+        caption=escape("* fixed by the recipe (a task's [defaults] cannot change it; --config and --set can)")
+    )
     for col in ("parameter", "default", "meaning"):
         table.add_column(col)
     for key, default, doc in param_docs(entry.family):

@@ -122,7 +122,7 @@ def sweep_run(
     (from each seed's last epoch) and does nothing once all is finished. A failed seed is reported; the others go on.
     """
     from artbench.cli.run import MAX_SEEDS, sigterm_as_interrupt
-    from artbench.runner import device_name
+    from artbench.results.environment import device_name
     from artbench.sweep import (
         SlurmOptions,
         SweepRequest,

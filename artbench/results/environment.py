@@ -28,8 +28,11 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def cpu_name() -> str:
-    """The CPU model (``/proc/cpuinfo`` on Linux; ``platform.processor()`` is often empty there)."""
+def device_name(device: torch.device) -> str:
+    """The GPU's name, else the CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` is often empty on
+    Linux), else its architecture."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -49,9 +52,7 @@ def environment_record(device: torch.device, dataset_fingerprint: str) -> dict[s
         "torch": torch.__version__,
         "cuda": torch.version.cuda if cuda else None,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else cpu_name(),
+        "device_name": device_name(device),
         "cpu_threads": torch.get_num_threads(),
         "dataset_fingerprint": dataset_fingerprint,
     }

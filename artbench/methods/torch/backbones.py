@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,13 +95,38 @@ def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
         ) from None
 
 
+def _read_state_dict(file: Path) -> dict[str, torch.Tensor]:
+    """The state dict in ``file``: a ``{name: tensor}`` dict, or one under ``"state_dict"`` (:func:`save_backbone`).
+
+    Anything else (not a torch file, a truncated or empty one, a pickle of other objects, which ``weights_only``
+    refuses, a tensor, a list, a dict of non-tensors) is a one-line error (issue 14, "Hardening")."""
+    try:
+        with warnings.catch_warnings():  # a pickle of another protocol: the error below says what is wrong
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ValueError... on bad files
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'empty or truncated file'}"
+        state = None
+    else:
+        reason = f"it holds a {type(state).__name__}"
+    if isinstance(state, dict):
+        state = state.get("state_dict", state)
+        reason = "it holds a dict whose values are not all tensors"
+    if isinstance(state, dict) and state and all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        return state
+    raise ArtbenchError(
+        f"weights {str(file)!r} is not a state dict of this backbone ({reason[:200]}); give a file saved with "
+        "torch.save(model.state_dict()) from the same architecture (or weights=run:<run folder>), or use "
+        "weights=imagenet or weights=none"
+    )
+
+
 def _load_state_dict(model: nn.Module, path: str, head_prefixes: Sequence[str] = ("fc.",)) -> None:
     """Load a state dict file into ``model``; keys of the classifier (``head_prefixes``) may be absent or extra."""
     file = Path(path)
     if not file.is_file():
         raise ArtbenchError(f"weights {path!r}: no such file; use weights=imagenet, weights=none or a state-dict path")
-    state = torch.load(file, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    state = _read_state_dict(file)
     state = {k: v for k, v in state.items() if not k.startswith(tuple(head_prefixes))}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
