@@ -9,7 +9,7 @@ import pytest
 
 os.environ["COLUMNS"] = "200"  # Rich tables keep whole words in captured output (set before the consoles exist)
 
-from artbench.cli import main  # noqa: E402
+from artbench.cli import main
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
