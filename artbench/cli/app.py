@@ -23,7 +23,8 @@ app = typer.Typer(
 app.command(
     epilog="Examples:\n\n  artbench run silknow-synth mtl --seeds 3\n\n"
     "  artbench run silknow-synth mtl_fo_rall --seeds 5 --set lr=3e-4 --set max_epochs=50\n\n"
-    "  artbench run my_task.toml mtl --config baselines/silknet.toml --device cuda"
+    "  artbench run my_task.toml mtl --config baselines/silknet.toml --device cuda\n\n"
+    "  artbench run silknow-synth mtl --seeds 3 --resume"
 )(run)
 app.command(epilog=BENCH_EPILOG)(bench)
 app.command(epilog=UI_EPILOG)(ui)

@@ -14,6 +14,7 @@ weights expect another input range convert it inside the body.
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import warnings
 from collections.abc import Callable, Sequence
@@ -104,18 +105,21 @@ def _read_state_dict(file: Path) -> dict[str, torch.Tensor]:
         with warnings.catch_warnings():  # a pickle of another protocol: the error below says what is wrong
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ValueError... on bad files
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'empty or truncated file'}"
-        state = None
+    except EOFError:
+        state, reason = None, "the file is empty or ends too early"
+    except pickle.UnpicklingError:  # also objects other than tensors, which weights_only refuses to load
+        state, reason = None, "not a torch file, or it pickles objects other than tensors"
+    except Exception as exc:  # torch raises RuntimeError (a damaged zip archive), ValueError... on bad files
+        state, reason = None, f"an unreadable torch file, truncated or damaged ({type(exc).__name__})"
     else:
         reason = f"it holds a {type(state).__name__}"
     if isinstance(state, dict):
         state = state.get("state_dict", state)
-        reason = "it holds a dict whose values are not all tensors"
+        reason = "it holds a dict whose values are not all tensors" if state else "it holds an empty dict"
     if isinstance(state, dict) and state and all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
         return state
     raise ArtbenchError(
-        f"weights {str(file)!r} is not a state dict of this backbone ({reason[:200]}); give a file saved with "
+        f"weights {str(file)!r} is not a state dict of this backbone ({reason}); give a file saved with "
         "torch.save(model.state_dict()) from the same architecture (or weights=run:<run folder>), or use "
         "weights=imagenet or weights=none"
     )
