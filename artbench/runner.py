@@ -478,7 +478,7 @@ def run(
     task."""
     _check_out_dir(out_dir)
     check_kinds(task, entry, method)
-    method.check(task.targets)
+    method.check(task)
     if tracking_uri:
         probe_tracking_uri(tracking_uri)
     previous = None

@@ -269,7 +269,7 @@ def plan_sweep(request: SweepRequest, hardware: str, queued: dict[str, set[int]]
     for task_ref, task in zip(request.tasks, tasks, strict=True):
         for method in request.methods:
             entry, chosen = _resolve(task, method, request.set_options, request.config)
-            chosen.check(task.targets)
+            chosen.check(task)
             pairs.append((task_ref, task, entry, chosen))
     device = request.device if hardware == "GPU" else resolve_device(request.device)
     runs = []

@@ -22,7 +22,7 @@ from artbench.core.errors import ArtbenchError
 from artbench.core.params import check_params, coerce_params, param_fields
 from artbench.core.predictions import Predictions
 from artbench.core.registry import Registry
-from artbench.core.targets import TargetSpec
+from artbench.core.task import TaskSpec
 from artbench.data.task_data import TaskData
 
 EpochLogger = Callable[[int, Mapping[str, float]], None]
@@ -92,8 +92,9 @@ class Method:
     def __post_init__(self) -> None:
         check_params(self)
 
-    def check(self, targets: tuple[TargetSpec, ...]) -> None:
-        """Checks before any data is prepared (unknown backbone, missing weights file). Default: none."""
+    def check(self, task: TaskSpec) -> None:
+        """Checks before any data is prepared (unknown backbone, missing weights file, metadata the method needs).
+        Default: none."""
 
     def fit(self, data: TaskData, seed: int, ctx: RunContext) -> Predictor:
         raise NotImplementedError

@@ -47,6 +47,7 @@ from sklearn.svm import SVC
 from artbench.core.errors import ArtbenchError
 from artbench.core.params import param
 from artbench.core.targets import TargetSpec
+from artbench.core.task import TaskSpec
 from artbench.data.task_data import TaskData
 from artbench.methods.base import Method, Predictions, Predictor, RunContext, register_method
 from artbench.methods.classical.features import sift_descriptors, visual_vocabulary
@@ -184,7 +185,7 @@ class SiftBowSvm(Method):
         1.0, "multilabel: per-class thresholds maximise F_beta on validation", lambda v: v > 0, "> 0"
     )
 
-    def check(self, targets: tuple[TargetSpec, ...]) -> None:
+    def check(self, task: TaskSpec) -> None:
         if self.vocabulary_size > self.vocabulary_sample:
             raise ArtbenchError(
                 f"vocabulary_size={self.vocabulary_size} is larger than vocabulary_sample={self.vocabulary_sample}, "

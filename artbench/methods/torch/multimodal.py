@@ -43,7 +43,8 @@ from torch import nn
 from artbench.core.device import seed_everything
 from artbench.core.errors import ArtbenchError
 from artbench.core.params import param
-from artbench.core.targets import MISSING, TargetSpec
+from artbench.core.targets import MISSING
+from artbench.core.task import TaskSpec
 from artbench.data.cache import ImageCache
 from artbench.data.task_data import TaskData
 from artbench.methods.base import Method, Predictions, Predictor, RunContext, register_method
@@ -313,19 +314,19 @@ class MultimodalMethod(Method):
     )
     channels_last: bool = param(True, "channels_last memory format (faster convolutions on CUDA)")
 
-    def check(self, targets: tuple[TargetSpec, ...]) -> None:
-        """An unknown backbone, unusable weights, a bad ``finetune_blocks`` or Nesterov without momentum fail before
-        any data is prepared."""
+    def check(self, task: TaskSpec) -> None:
+        """No metadata columns, an unknown backbone, unusable weights, a bad ``finetune_blocks`` or Nesterov without
+        momentum fail before any data is prepared."""
+        if self.use_metadata and not task.metadata:  # the task parser keeps targets out of metadata
+            raise ArtbenchError(
+                f"the multimodal method feeds metadata columns, but task {task.name!r} lists none: add "
+                "metadata = [...] to the task file, or run multimodal_image_only (the image-only network)"
+            )
         if self.nesterov and self.momentum == 0:
             raise ArtbenchError("nesterov=true needs momentum > 0; set momentum or nesterov=false")
         build_backbone(self.backbone, self.weights, self.finetune_blocks)
 
     def fit(self, data: TaskData, seed: int, ctx: RunContext) -> MultimodalPredictor:
-        if self.use_metadata and data.metadata.columns.empty:  # the task parser keeps targets out of metadata
-            raise ArtbenchError(
-                f"the multimodal method feeds metadata columns, but task {data.task.name!r} lists none: add "
-                "metadata = [...] to the task file, or run multimodal_image_only (the image-only network)"
-            )
         train, val = data.index("train"), data.index("val")
         bins = {
             m: ValueBins.fit(data.labels[m][train], self.bin_width)

@@ -37,6 +37,7 @@ from artbench.core.device import seed_everything
 from artbench.core.errors import ArtbenchError
 from artbench.core.params import param
 from artbench.core.targets import TARGET_KINDS, TargetSpec
+from artbench.core.task import TaskSpec
 from artbench.data.task_data import TaskData
 from artbench.methods.base import Method, Predictions, Predictor, RunContext, register_method
 from artbench.methods.torch.backbones import check_backbone, native_input_size
@@ -130,8 +131,9 @@ class OmniArtMethod(Method):
     def input_size(self) -> int:
         return self.image_size or native_input_size(self.backbone)
 
-    def check(self, targets: tuple[TargetSpec, ...]) -> None:
+    def check(self, task: TaskSpec) -> None:
         """Unknown backbone or unusable weights; weight or scale keys that name no target and no kind."""
+        targets = task.targets
         names = {t.name for t in targets}
         for label, text in (("task_weights", self.task_weights), ("task_scales", self.task_scales)):
             unknown = sorted(set(parse_factors(text)) - names - set(TARGET_KINDS))

@@ -20,6 +20,7 @@ from artbench.core.device import seed_everything
 from artbench.core.errors import ArtbenchError
 from artbench.core.params import param
 from artbench.core.targets import TargetSpec
+from artbench.core.task import TaskSpec
 from artbench.data.cache import ImageCache
 from artbench.data.task_data import TaskData
 from artbench.methods.base import Method, Predictions, Predictor, RunContext, register_method
@@ -104,8 +105,9 @@ class SilkNetMethod(Method):
     selfsim_noise: float = param(0.1, "σ_G of the Gaussian noise added to x' in L_slf (§3.2)", lambda v: v >= 0, ">= 0")
     channels_last: bool = param(True, "channels_last memory format (faster convolutions on CUDA)")
 
-    def check(self, targets: tuple[TargetSpec, ...]) -> None:
+    def check(self, task: TaskSpec) -> None:
         """An unknown backbone, unusable weights or a bad NB_RN fail before any data is prepared."""
+        targets = task.targets
         BACKBONES.get(self.backbone)
         build_backbone(self.backbone, self.weights, self.finetune_blocks)
         if self.monitor == "val_f1" and not any(t.kind == "multiclass" for t in targets):

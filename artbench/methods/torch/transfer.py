@@ -40,6 +40,7 @@ from artbench.core.device import seed_everything
 from artbench.core.errors import ArtbenchError
 from artbench.core.params import param
 from artbench.core.targets import TargetSpec
+from artbench.core.task import TaskSpec
 from artbench.data.cache import ImageCache
 from artbench.data.task_data import TaskData
 from artbench.methods.base import Method, Predictions, Predictor, RunContext, register_method
@@ -130,7 +131,7 @@ class TransferMethod(Method):
     def frozen(self) -> bool:
         return self.protocol == "off_the_shelf"
 
-    def check(self, targets: tuple[TargetSpec, ...]) -> None:
+    def check(self, task: TaskSpec) -> None:
         """Unknown backbone, unusable weights, an input too small, or He init over pretrained weights."""
         if self.init == "he_uniform" and self.weights != "none":
             raise ArtbenchError(f"init=he_uniform re-initialises the backbone: use weights=none, not {self.weights!r}")

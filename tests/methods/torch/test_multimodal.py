@@ -137,6 +137,7 @@ def test_full_variant_needs_metadata_columns(paintings: Path, tmp_path: Path, ca
     code, _, err = _run(capsys, task, "multimodal", tmp_path)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "lists none" in err and "multimodal_image_only" in err
+    assert not (tmp_path / "no-metadata").exists()  # refused before any run folder exists
     code, _, err = _run(capsys, task, "multimodal_image_only", tmp_path, "--set", "max_epochs=1")
     assert code == 0, err
 
