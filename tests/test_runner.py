@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
+from artbench.results.store import FORMAT_VERSION
 from tests.conftest import run_cli, run_quick
 
 TARGETS = ["place", "material", "time", "technique", "depiction"]
@@ -51,7 +52,7 @@ def test_run_writes_every_file(mtl_run) -> None:
     assert config["params"]["backbone"] == "tiny_cnn" and config["method"] == "mtl"
     assert config["family"] == "SilkNetMethod" and config["run"] == {"device": "cpu", "amp": True}
     assert [t["name"] for t in config["targets"]] == TARGETS
-    assert summary["format_version"] == 3
+    assert summary["format_version"] == FORMAT_VERSION
     tracking = json.loads((run_dir / "tracking.json").read_text())
     assert set(tracking) == {"tracking_uri", "experiment_id", "parent_run_id"}
 

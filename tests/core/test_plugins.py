@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from artbench.results.store import FORMAT_VERSION
 from tests.conftest import run_cli
 
 PLUGIN = """
@@ -144,7 +145,7 @@ def test_plugin_from_file_path_adds_a_method_family(tmp_path: Path, capsys, tiny
     assert code == 0, err
     run_dir = next((tmp_path / "out" / "tiny-synth" / "majority").iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "complete" and summary["format_version"] == 2
+    assert summary["status"] == "complete" and summary["format_version"] == FORMAT_VERSION
     # a constant predictor: every seed identical, and OA = the share of the most frequent test class
     assert summary["metrics"]["place.accuracy"]["std"] == 0.0
     code, _, err = run_cli(capsys, "run", str(tiny_task), "majority", "--plugin", str(path), "--set", "gamma=1")
