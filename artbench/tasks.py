@@ -59,7 +59,7 @@ def read_task_file(path: Path) -> TaskSpec:
     """Load a task file; relative paths among its ``[dataset_options]`` are taken from the file's folder."""
     task = check_against_registries(parse_task(read_toml(path, "task file"), str(path)))
     options = {
-        key: str((path.parent / value).resolve()) if _is_path_option(key) and isinstance(value, str) else value
+        key: os.path.abspath(path.parent / value) if _is_path_option(key) and isinstance(value, str) else value
         for key, value in task.dataset_options.items()
     }
     return replace(task, dataset_options=options)

@@ -8,12 +8,16 @@ server starts.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 import webbrowser
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +32,8 @@ UI_EPILOG = (
     "  artbench ui --host 0.0.0.0   (reachable from other machines)"
 )
 STARTUP_SECONDS = 120
+STOP_SECONDS = 10
+"""How long the server's processes get to end after SIGTERM before they are killed."""
 
 
 def browser_host(host: str) -> str:
@@ -67,25 +73,59 @@ def _answers(url: str) -> bool:
         return False
 
 
-def serve(command: list[str], health_url: str, open_url: str | None) -> int:
-    """Run the MLflow UI until it stops or Ctrl-C; with ``open_url``, open it in the browser once the UI answers."""
-    proc = subprocess.Popen(command)
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill``, a service manager) stops the UI like Ctrl-C (issue 14, "Hardening")."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        if open_url:
-            deadline = time.monotonic() + STARTUP_SECONDS
-            while proc.poll() is None and time.monotonic() < deadline and not _answers(health_url):
-                time.sleep(0.5)
-            if proc.poll() is None and _answers(health_url):
-                webbrowser.open(open_url)
-            elif proc.poll() is None:
-                err_console.print(
-                    f"[yellow]warning:[/] the UI did not answer within {STARTUP_SECONDS} s; open it later"
-                )
-        return proc.wait()
-    except KeyboardInterrupt:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the server and every process it started (uvicorn workers, job consumers), which share its process
+    group: SIGTERM, then SIGKILL for whatever still runs after ``STOP_SECONDS``."""
+    if not hasattr(os, "killpg"):  # Windows: no process groups; the server alone
         proc.terminate()
-        proc.wait(timeout=30)
-        raise
+        proc.wait(timeout=STOP_SECONDS)
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_SECONDS
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=STOP_SECONDS)
+    with contextlib.suppress(ProcessLookupError):
+        while time.monotonic() < deadline:
+            os.killpg(proc.pid, 0)  # ProcessLookupError once the whole group has ended
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def serve(command: list[str], health_url: str, open_url: str | None) -> int:
+    """Run the MLflow UI until it stops, Ctrl-C or SIGTERM; with ``open_url``, open it in the browser once the UI
+    answers. The server runs in its own process group, which is stopped as a whole on the way out."""
+    with _sigterm_as_interrupt():
+        proc = subprocess.Popen(command, start_new_session=True)
+        try:
+            if open_url:
+                deadline = time.monotonic() + STARTUP_SECONDS
+                while proc.poll() is None and time.monotonic() < deadline and not _answers(health_url):
+                    time.sleep(0.5)
+                if proc.poll() is None and _answers(health_url):
+                    webbrowser.open(open_url)
+                elif proc.poll() is None:
+                    err_console.print(
+                        f"[yellow]warning:[/] the UI did not answer within {STARTUP_SECONDS} s; open it later"
+                    )
+            return proc.wait()
+        finally:
+            _stop_group(proc)
 
 
 def ui(

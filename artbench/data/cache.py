@@ -28,6 +28,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import stat
 import sys
 import time
 import uuid
@@ -120,8 +121,13 @@ def _greyscale_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
 
 
 def _decode(path: str, size: int, feature_sizes: Sequence[int]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The centre-cropped ``[size, size, 3]`` square and the whole image at each feature size."""
+    """The centre-cropped ``[size, size, 3]`` square and the whole image at each feature size.
+
+    Only regular files are opened: a folder is unreadable and a named pipe would block the decoder for ever; a
+    symlink loop or a forbidden file is unreadable with the system's reason (issue 14, "Hardening")."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise _Unreadable("unreadable (not a regular file)")
         with Image.open(path) as img:
             needed = max((size, *feature_sizes))
             img.draft("RGB", (needed, needed))  # JPEG DCT scaling: both sides stay >= needed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,7 +55,7 @@ def read_csv_table(
     if absent:
         raise ArtbenchError(f"CSV {str(path)!r} has no column(s) {absent}; its columns are: {', '.join(raw.columns)}")
     root = Path(image_root) if image_root is not None else path.parent
-    table = pd.DataFrame({"image": [str((root / p).resolve()) if p else "" for p in raw[image_col].fillna("")]})
+    table = pd.DataFrame({"image": [_absolute(root / p) if p else "" for p in raw[image_col].fillna("")]})
     if (table["image"] == "").any():
         raise ArtbenchError(f"CSV {str(path)!r}: column {image_col!r} has empty cells")
     # An image without a group is its own group, never one shared "nan" group.
@@ -73,6 +74,15 @@ def read_csv_table(
     for name in target_cols:
         table[name] = raw[name].to_numpy()
     return table
+
+
+def _absolute(path: Path) -> str:
+    """``path`` with its symlinks resolved; a symlink loop stays absolute and unresolved (the image cache skips it
+    as unreadable, issue 14)."""
+    try:
+        return str(path.resolve())
+    except (RuntimeError, OSError):  # a symlink loop: RuntimeError before Python 3.13, OSError since
+        return os.path.abspath(path)
 
 
 @register_dataset(INFO)
