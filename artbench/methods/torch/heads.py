@@ -24,12 +24,12 @@ import torch
 from torch import nn
 
 from artbench.core.errors import ArtbenchError
-from artbench.core.progress import console, progress_bar
+from artbench.core.progress import progress_bar
 from artbench.core.targets import TargetSpec
 from artbench.methods.base import RunContext
 from artbench.methods.torch.batches import Batch
 from artbench.methods.torch.losses.focal import multiclass_terms, multilabel_terms, regression_terms
-from artbench.methods.torch.trainer import EarlyStopping, FitResult, autocast
+from artbench.methods.torch.trainer import EarlyStopping, FitResult, autocast, finish_fit
 
 AnyBatch = TypeVar("AnyBatch", bound="FeatureBatch | Batch")
 Optimizer = Literal["sgd", "rmsprop", "adam"]
@@ -244,17 +244,7 @@ def train_loop(
             )
             if early_stopping and stopper.should_stop:
                 break
-    if early_stopping and stopper.best_epoch == 0:
-        console.print(
-            f"[yellow]warning:[/] {description}: the validation criterion was never finite; initial weights kept"
-        )
-    model.load_state_dict(best_state)
-    best_epoch = stopper.best_epoch if early_stopping else len(history)
-    result = FitResult(best_epoch, len(history), history, time.perf_counter() - start, images)
-    ctx.cost.epochs += result.epochs_run
-    ctx.cost.images += result.images
-    ctx.cost.seconds += result.seconds
-    return result
+    return finish_fit(model, stopper, early_stopping, best_state, history, start, images, ctx, description)
 
 
 def check_trainable(rows: np.ndarray, description: str) -> None:

@@ -386,18 +386,38 @@ def fit(
             )
             if early_stopping and stopper.should_stop:
                 break
+    result = finish_fit(
+        model, stopper, early_stopping, best_state, history, start, images_seen, ctx, description, resumed_epochs
+    )
+    ctx.cost.resumed_epochs += result.resumed_epochs
+    ctx.cost.resumed_seconds += seconds_before
+    return result
+
+
+def finish_fit(
+    model: nn.Module,
+    stopper: EarlyStopping,
+    early_stopping: bool,
+    best_state: dict,
+    history: list[dict[str, float]],
+    start: float,
+    images: int,
+    ctx: RunContext,
+    description: str,
+    resumed_epochs: int = 0,
+) -> FitResult:
+    """End of a training loop: restore the best epoch's weights (warn when no criterion was ever finite), and add
+    the epochs, images and seconds to the seed's cost."""
     if early_stopping and stopper.best_epoch == 0:
         console.print(
             f"[yellow]warning:[/] {description}: the validation criterion was never finite; initial weights kept"
         )
     model.load_state_dict(best_state)
     best_epoch = stopper.best_epoch if early_stopping else len(history)
-    result = FitResult(best_epoch, len(history), history, time.perf_counter() - start, images_seen, resumed_epochs)
+    result = FitResult(best_epoch, len(history), history, time.perf_counter() - start, images, resumed_epochs)
     ctx.cost.epochs += result.epochs_run
     ctx.cost.images += result.images
     ctx.cost.seconds += result.seconds
-    ctx.cost.resumed_epochs += result.resumed_epochs
-    ctx.cost.resumed_seconds += seconds_before
     return result
 
 
