@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from artbench.core.device import seed_everything
+from artbench.core.device import configure_determinism, seed_everything
 from artbench.core.errors import ArtbenchError
 from artbench.core.params import to_plain
 from artbench.core.progress import console
@@ -161,9 +161,18 @@ def _plot_seed(metrics: Mapping[str, Any], title: str) -> Any:
 
 
 def run_config(
-    task: TaskSpec, entry: MethodEntry, method: Method, seeds: int, device: torch.device | str, amp: bool
+    task: TaskSpec,
+    entry: MethodEntry,
+    method: Method,
+    seeds: int,
+    device: torch.device | str,
+    amp: bool,
+    *,
+    compile: bool = False,
+    deterministic: bool = False,
 ) -> dict[str, Any]:
-    """config.json of a run: what it trains, on what, with which resolved parameters."""
+    """config.json of a run: what it trains, on what, with which resolved parameters and execution settings (amp,
+    compile and deterministic; only amp must match for ``--resume``)."""
     return {
         "task": task.name,
         "method": entry.name,
@@ -172,7 +181,7 @@ def run_config(
         "split": vars(task.split),
         "targets": [dataclasses.asdict(t) for t in task.targets],
         "params": to_plain(method),
-        "run": {"device": str(device), "amp": amp},
+        "run": {"device": str(device), "amp": amp, "compile": compile, "deterministic": deterministic},
         "task_file": task.source,
     }
 
@@ -277,6 +286,7 @@ def seed_cost(ctx: RunContext, wall_seconds: float, fit_seconds: float, peak_mem
         "device": str(ctx.device),
         "device_name": device_name(ctx.device),
         "compiled": cost.compiled,
+        "compile_error": cost.compile_error,
         "deterministic": cost.deterministic,
     }
 
@@ -407,6 +417,9 @@ def _train_seed(
     device: torch.device,
     amp: bool,
     warned: set[str],
+    *,
+    compile: bool = False,
+    deterministic: bool = False,
 ) -> None:
     """Fit, evaluate and publish one seed (continuing from its checkpoints when there are any)."""
     tmp = writer.reset_seed_tmp(seed)
@@ -419,6 +432,8 @@ def _train_seed(
         tracker.log_epoch if tracker else None,
         description=f"seed {seed}",
         checkpoint_dir=tmp / CHECKPOINTS,
+        compile=compile,
+        deterministic=deterministic,
     )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -445,6 +460,8 @@ def _train_seed(
             if k != "support" and isinstance(v, int | float)
         }
         labels = {f"cost.{k}": cost[k] for k in ("device", "device_name", "compiled", "deterministic")}
+        if cost["compile_error"]:
+            labels["cost.compile_error"] = cost["compile_error"]
         files = sorted(p for p in seed_dir.iterdir() if p.name != COMPLETE)
         tracker.end_seed({**flat, **per_class, **_cost_metrics("cost", cost)}, files, labels)
 
@@ -468,6 +485,8 @@ def run(
     device: torch.device,
     tracking_uri: str | None,
     amp: bool = True,
+    compile: bool = False,
+    deterministic: bool = False,
     resume: bool | Path = False,
     only_seeds: Sequence[int] | None = None,
     data: TaskData | None = None,
@@ -475,15 +494,18 @@ def run(
     """Train and evaluate ``method`` on ``task`` for seeds 1..``seeds`` (default 1, or the resumed run's number);
     see the module docstring. ``resume`` is True (the latest matching run in ``out_dir``) or a run folder;
     ``only_seeds`` restricts the seeds trained by this call (a sweep job trains one); ``data`` reuses a prepared
-    task."""
+    task. ``compile`` and ``deterministic`` are execution settings (:class:`~artbench.methods.RunContext`);
+    ``deterministic`` sets process-wide switches (:func:`~artbench.core.device.configure_determinism`)."""
+    configure_determinism(deterministic)
     _check_out_dir(out_dir)
     check_kinds(task, entry, method)
     method.check(task)
     if tracking_uri:
         probe_tracking_uri(tracking_uri)
     previous = None
+    settings = {"compile": compile, "deterministic": deterministic}
     if resume:
-        config = run_config(task, entry, method, seeds or 1, device, amp)
+        config = run_config(task, entry, method, seeds or 1, device, amp, **settings)
         previous = find_run_to_resume(out_dir, config, None if resume is True else Path(resume))
         if previous is None:
             console.print(f"no run of {entry.name!r} on {task.name!r} to resume in {str(out_dir)!r}; starting one")
@@ -496,7 +518,7 @@ def run(
             )
         seeds = max(seeds or requested, requested)
     seeds = seeds or 1
-    config = run_config(task, entry, method, seeds, device, amp)
+    config = run_config(task, entry, method, seeds, device, amp, **settings)
     wanted = sorted(set(only_seeds)) if only_seeds is not None else list(range(1, seeds + 1))
     if not set(wanted) <= set(range(1, seeds + 1)):
         raise ArtbenchError(f"seeds {wanted} are not all within the run's seeds 1..{seeds}")
@@ -546,7 +568,7 @@ def run(
                 if aside is not None:
                     console.print(f"[yellow]warning:[/] seed-{seed} was incomplete; moved to {aside.name}, training it")
                 try:
-                    _train_seed(seed, data, task, entry, method, writer, tracker, device, amp, warned)
+                    _train_seed(seed, data, task, entry, method, writer, tracker, device, amp, warned, **settings)
                 except BaseException as exc:
                     interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
                     ended = "KILLED" if interrupted else "FAILED"

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artbench.core.device import resolve_device
+from artbench.core.device import configure_determinism, resolve_device
 from artbench.core.errors import ArtbenchError
 from artbench.core.params import load_config_file, parse_set_option, read_toml
 from artbench.core.progress import console
@@ -95,10 +95,13 @@ class SweepRequest:
     amp: bool = True
     tracking_uri: str | None = None
     plugins: tuple[str, ...] = ()
+    compile: bool = False
+    deterministic: bool = False
 
     @property
     def sweep_id(self) -> str:
-        """Equal for equal commands (what the grid is, not how it is executed)."""
+        """Equal for equal commands (what the grid is, not how it is executed: compile and deterministic are not
+        part of it)."""
         key = [self.tasks, self.methods, self.seeds, self.set_options, self.config, self.device, self.amp]
         return hashlib.sha1(json.dumps(key).encode()).hexdigest()[:10]
 
@@ -119,6 +122,8 @@ class SeedJob:
     amp: bool
     tracking_uri: str | None
     plugins: tuple[str, ...]
+    compile: bool = False
+    deterministic: bool = False
 
     @property
     def label(self) -> str:
@@ -168,6 +173,7 @@ def run_seed_job(job: SeedJob) -> str:
     from artbench.runner import run
     from artbench.tasks import load_task
 
+    configure_determinism(job.deterministic)  # before any CUDA work (cuBLAS reads its workspace setting once)
     for plugin in job.plugins:
         load_plugin(plugin)
     task = load_task(job.task)
@@ -182,6 +188,8 @@ def run_seed_job(job: SeedJob) -> str:
         out_dir=Path(job.out_dir),
         device=resolve_device(job.device),
         amp=job.amp,
+        compile=job.compile,
+        deterministic=job.deterministic,
         tracking_uri=job.tracking_uri,
         resume=Path(job.run_dir),
         only_seeds=[job.seed],
@@ -274,7 +282,16 @@ def plan_sweep(request: SweepRequest, hardware: str, queued: dict[str, set[int]]
     device = request.device if hardware == "GPU" else resolve_device(request.device)
     runs = []
     for task_ref, task, entry, chosen in pairs:
-        config = run_config(task, entry, chosen, max(request.seeds), device, request.amp)
+        config = run_config(
+            task,
+            entry,
+            chosen,
+            max(request.seeds),
+            device,
+            request.amp,
+            compile=request.compile,
+            deterministic=request.deterministic,
+        )
         planned = PlannedRun(task_ref, task.name, entry.name, config, request.seeds)
         record = find_matching_run(request.out_dir, config)
         if record is not None:
@@ -381,6 +398,8 @@ def jobs_of(plan: SweepPlan) -> list[SeedJob]:
             amp=request.amp,
             tracking_uri=request.tracking_uri,
             plugins=request.plugins,
+            compile=request.compile,
+            deterministic=request.deterministic,
         )
         for r in plan.runs
         for seed in r.todo

@@ -68,7 +68,8 @@ def test_every_seed_records_its_cost(mtl_run) -> None:
         assert cost["train_images"] == 2 * 224  # 2 epochs of the 224 labelled training rows in full batches of 32
         assert cost["images_per_second"] == pytest.approx(cost["train_images"] / cost["train_seconds"])
         assert cost["wall_seconds"] > cost["train_seconds"] > 0 and cost["device_name"]
-        assert cost["peak_gpu_memory_bytes"] is None and cost["compiled"] is False and cost["deterministic"] is None
+        assert cost["peak_gpu_memory_bytes"] is None and cost["compiled"] is False and cost["deterministic"] is False
+        assert cost["compile_error"] is None
     total = summary["cost"]["total"]
     assert total["epochs"] == 4 and total["train_images"] == 896 and total["peak_gpu_memory_bytes"] is None
     assert total["wall_seconds"] == pytest.approx(sum(c["wall_seconds"] for c in summary["cost"]["seeds"]))

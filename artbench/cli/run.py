@@ -18,6 +18,22 @@ from artbench.core.progress import console as err_console
 
 MAX_SEEDS = 1000
 
+CompileOpt = Annotated[
+    bool,
+    typer.Option(
+        help="torch.compile the torch models (in place; checkpoints stay eager-compatible). Off by default: see the "
+        "README's Performance section. Falls back to eager with a warning where the compiler does not work."
+    ),
+]
+DeterministicOpt = Annotated[
+    bool,
+    typer.Option(
+        "--deterministic",
+        help="Repeatable CUDA runs: deterministic kernels only, cuBLAS workspace config, no cuDNN autotuning "
+        "(slower; CPU runs are repeatable without it).",
+    ),
+]
+
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
@@ -63,6 +79,8 @@ def run(
     out_dir: OutOpt = Path("artbench-out"),
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     amp: Annotated[bool, typer.Option(help="bf16 autocast on CUDA (no effect on the CPU).")] = True,
+    compile: CompileOpt = False,
+    deterministic: DeterministicOpt = False,
     tracking_uri: Annotated[
         str | None,
         typer.Option(
@@ -107,6 +125,8 @@ def run(
                 out_dir=out_dir,
                 device=dev,
                 amp=amp,
+                compile=compile,
+                deterministic=deterministic,
                 tracking_uri=None if uri == "none" else uri,
                 resume=run_dir or resume,
             )

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from artbench.cli.common import OutOpt, PluginOpt, load_plugins, out, split_names
+from artbench.cli.run import CompileOpt, DeterministicOpt
 from artbench.core.errors import ArtbenchError
 from artbench.core.progress import console as err_console
 
@@ -96,6 +97,8 @@ def sweep_run(
     out_dir: OutOpt = Path("artbench-out"),
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (inside each job).")] = "auto",
     amp: Annotated[bool, typer.Option(help="bf16 autocast on CUDA (no effect on the CPU).")] = True,
+    compile: CompileOpt = False,
+    deterministic: DeterministicOpt = False,
     tracking_uri: Annotated[
         str | None,
         typer.Option(help="MLflow tracking URI ('none' disables tracking); default as for `artbench run`."),
@@ -180,6 +183,8 @@ def sweep_run(
         amp=amp,
         tracking_uri=None if uri == "none" else uri,
         plugins=tuple(_plugin_ref(p) for p in plugin or ()),
+        compile=compile,
+        deterministic=deterministic,
     )
     if executor == "slurm":
         hardware = "GPU"

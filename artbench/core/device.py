@@ -1,7 +1,8 @@
-"""Device selection and reproducible seeding."""
+"""Device selection, reproducible seeding and the process-wide determinism switches."""
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -31,3 +32,23 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+CUBLAS_WORKSPACE = ":4096:8"
+"""cuBLAS workspace configuration that makes its kernels deterministic (CUDA >= 10.2; cuBLAS reads it at its first
+call, so it is set before any CUDA work)."""
+
+
+def configure_determinism(deterministic: bool) -> None:
+    """Set the process-wide switches for a run (issue 14, "deterministic = true").
+
+    Deterministic: ``CUBLAS_WORKSPACE_CONFIG`` (kept when already set to a deterministic value), deterministic
+    algorithms enforced (an operation without a deterministic kernel raises instead of running), cuDNN's autotuner
+    off and its deterministic kernels on. Otherwise: cuDNN's autotuner on (the inputs of a run have fixed sizes, so
+    it tunes once per shape) and the default, faster kernels. On the CPU, runs are repeatable either way.
+    """
+    if deterministic and os.environ.get("CUBLAS_WORKSPACE_CONFIG") not in (CUBLAS_WORKSPACE, ":16:8"):
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic

@@ -45,6 +45,8 @@ class TrainingCost:
     """The part of ``seconds`` spent before the restart (by the process that wrote the checkpoints)."""
     compiled: bool = False
     """Whether the model ran through ``torch.compile``."""
+    compile_error: str | None = None
+    """Why ``torch.compile`` was asked for but the model ran eagerly (the compiler failed on this device)."""
     deterministic: bool | None = None
     """Whether deterministic algorithms were enforced (None: not set by the method)."""
 
@@ -67,6 +69,11 @@ class RunContext:
     there (an interrupted seed continues where it stopped); None: no checkpoints."""
     cost: TrainingCost = field(default_factory=TrainingCost)
     """Filled in while fitting; see :class:`TrainingCost`."""
+    compile: bool = False
+    """Compile the torch models (``torch.compile``, in place) before training them."""
+    deterministic: bool = False
+    """Deterministic CUDA kernels were enforced for the process (:func:`artbench.core.device.configure_determinism`);
+    the torch methods avoid the layers that have none."""
 
     def log(self, epoch: int, values: Mapping[str, float]) -> None:
         if self.log_epoch is not None:

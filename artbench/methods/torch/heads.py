@@ -27,6 +27,7 @@ from artbench.core.errors import ArtbenchError
 from artbench.core.progress import progress_bar
 from artbench.core.targets import TargetSpec
 from artbench.methods.base import RunContext
+from artbench.methods.torch.acceleration import adam, prepare_model
 from artbench.methods.torch.batches import Batch
 from artbench.methods.torch.losses.focal import multiclass_terms, multilabel_terms, regression_terms
 from artbench.methods.torch.trainer import EarlyStopping, FitResult, autocast, finish_fit
@@ -162,7 +163,7 @@ class OptimiserParams(Protocol):
 
 
 def make_optimiser(params: OptimiserParams, trainable: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-    """SGD (Nesterov momentum where set), RMSprop (ρ is torch's ``alpha``, Keras' ``rho``) or Adam."""
+    """SGD (Nesterov momentum where set), RMSprop (ρ is torch's ``alpha``, Keras' ``rho``) or Adam (fused on CUDA)."""
     trainable = list(trainable)
     if params.optimizer == "sgd":
         return torch.optim.SGD(
@@ -176,7 +177,7 @@ def make_optimiser(params: OptimiserParams, trainable: Iterable[nn.Parameter]) -
         return torch.optim.RMSprop(
             trainable, lr=params.lr, alpha=params.rho, eps=params.eps, weight_decay=params.weight_decay
         )
-    return torch.optim.Adam(trainable, lr=params.lr, eps=params.eps, weight_decay=params.weight_decay)
+    return adam(trainable, lr=params.lr, eps=params.eps, weight_decay=params.weight_decay)
 
 
 class LoopParams(Protocol):
@@ -206,6 +207,7 @@ def train_loop(
     images and time add to ``ctx.cost``.
     """
     description = ctx.description + (f" · {prefix.rstrip('.')}" if prefix else "")
+    prepare_model(model, ctx)
     rng = np.random.default_rng(seed)
     stopper = EarlyStopping(params.patience, params.min_delta)
     best_state = copy.deepcopy(model.state_dict())

@@ -35,6 +35,7 @@ from artbench.core.errors import ArtbenchError
 from artbench.core.progress import console, progress_bar
 from artbench.data.cache import ImageCache
 from artbench.methods.base import RunContext
+from artbench.methods.torch.acceleration import adam, prepare_model
 from artbench.methods.torch.augment import random_geometric
 from artbench.methods.torch.batches import iterate_batches, normalise
 from artbench.methods.torch.objective import Objective
@@ -289,9 +290,10 @@ def fit(
     if len(train_index) < 2:
         raise ArtbenchError(f"{description}: {len(train_index)} labelled training sample(s); training needs at least 2")
     device = ctx.device
+    prepare_model(model, ctx)
     trainable = [p for p in model.parameters() if p.requires_grad]
     frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
-    optimiser = torch.optim.Adam(
+    optimiser = adam(
         trainable, lr=params.lr, betas=(params.beta1, params.beta2), eps=params.eps, weight_decay=params.weight_decay
     )
     rng = np.random.default_rng(seed)
