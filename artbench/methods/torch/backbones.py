@@ -27,6 +27,7 @@ from torch import nn
 from torchvision import models as tvm
 
 from artbench.core.errors import ArtbenchError
+from artbench.core.prerequisites import MissingPrerequisite, downloads_allowed
 from artbench.core.registry import Registry
 from artbench.methods.torch.batches import IMAGENET_MEAN, IMAGENET_STD
 
@@ -74,7 +75,9 @@ def imagenet_weights_file(name: str) -> Path:
 def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
     """torchvision's ImageNet state dict of ``name``: the cached file if present, else downloaded into the cache.
 
-    When the file is absent and cannot be downloaded (no internet), the error names the file and where to put it.
+    When the file is absent and cannot be downloaded (no internet), the error names the file and where to put it;
+    within :func:`~artbench.core.prerequisites.offline` (the checks before a run) nothing is downloaded: the absent
+    file is a :class:`~artbench.core.prerequisites.MissingPrerequisite` whose ``fetch`` downloads it.
     """
     weights = IMAGENET_WEIGHTS[name]
     file = imagenet_weights_file(name)
@@ -83,6 +86,14 @@ def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
             return weights.get_state_dict(progress=False, check_hash=True)
         except Exception as exc:  # any download, hash or cache failure
             raise ArtbenchError(
+        if not downloads_allowed():
+            raise MissingPrerequisite(
+                "weights",
+                f"ImageNet weights for {name}: place {file.name} (from {weights.url}) at {file} (the cache follows "
+                "$TORCH_HOME), or use weights=none or weights=<path to a state dict>",
+                fetch=lambda: imagenet_state_dict(name),
+                fetching=f"downloading the ImageNet weights for {name} from {weights.url} to {file}",
+            )
                 f"ImageNet weights for {name} are not in torchvision's cache and could not be downloaded "
                 f"({type(exc).__name__}): place {file.name} (from {weights.url}) at {file} (the cache follows "
                 "$TORCH_HOME), or use weights=none (random init) or weights=<path to a state dict>"
