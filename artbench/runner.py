@@ -28,12 +28,13 @@ from typing import Any
 
 import torch
 
+from artbench import preflight
 from artbench.core.device import configure_determinism, seed_everything
 from artbench.core.errors import ArtbenchError
 from artbench.core.params import to_plain
 from artbench.core.progress import console
 from artbench.core.task import TaskSpec
-from artbench.data.task_data import TaskData, prepare_task
+from artbench.data.task_data import TaskData
 from artbench.evaluation.aggregate import flatten_metrics, summarise
 from artbench.evaluation.metrics import METRICS
 from artbench.evaluation.plots import plot_confusion
@@ -499,7 +500,7 @@ def run(
     configure_determinism(deterministic)
     _check_out_dir(out_dir)
     check_kinds(task, entry, method)
-    method.check(task)
+    ready = preflight.check([(task, method)], {preflight.task_key(task): data} if data else None)
     if tracking_uri:
         probe_tracking_uri(tracking_uri)
     previous = None
@@ -528,7 +529,8 @@ def run(
         if set(wanted) <= set(done) and seeds == previous.summary["seeds_requested"]:
             summary = refresh_summary(previous.run_dir)
             return RunOutcome(previous.run_dir, summary["status"], done, summary["metrics"], target_names)
-    data = data or prepare_task(task)
+    ready.fetch()
+    data = ready.data_for(task)
     if previous is not None:
         _check_fingerprint(previous.run_dir, previous.environment, data)
     tracker = MlflowTracker(tracking_uri, task.name, out_dir / "mlartifacts") if tracking_uri else None

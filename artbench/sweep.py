@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from artbench import preflight
 from artbench.core.device import configure_determinism, resolve_device
 from artbench.core.errors import ArtbenchError
 from artbench.core.params import load_config_file, parse_set_option, read_toml
@@ -225,6 +226,8 @@ class SweepPlan:
     request: SweepRequest
     runs: list[PlannedRun]
     hardware: str
+    ready: preflight.Preflight
+    """What the local checks found (:func:`artbench.preflight.check`); its ``fetch`` downloads missing weights."""
 
     @property
     def todo(self) -> int:
@@ -256,9 +259,9 @@ def seed_seconds_on(out_dir: Path, task: str, method: str, params: dict[str, Any
 
 
 def plan_sweep(request: SweepRequest, hardware: str, queued: dict[str, set[int]] | None = None) -> SweepPlan:
-    """Resolve every task and method first (any mistake is an error before anything is written), then find each
-    pair's run and its finished, running (or, by ``queued``: run folder → seeds, waiting in SLURM's queue) and failed
-    seeds."""
+    """Resolve every task and method and run the local checks of every pair first (:func:`artbench.preflight.check`:
+    every problem at once, before anything is written or downloaded), then find each pair's run and its finished,
+    running (or, by ``queued``: run folder → seeds, waiting in SLURM's queue) and failed seeds."""
     from artbench.methods import METHODS
     from artbench.tasks import load_task
 
@@ -277,8 +280,8 @@ def plan_sweep(request: SweepRequest, hardware: str, queued: dict[str, set[int]]
     for task_ref, task in zip(request.tasks, tasks, strict=True):
         for method in request.methods:
             entry, chosen = _resolve(task, method, request.set_options, request.config)
-            chosen.check(task)
             pairs.append((task_ref, task, entry, chosen))
+    ready = preflight.check([(task, chosen) for _, task, _, chosen in pairs])
     device = request.device if hardware == "GPU" else resolve_device(request.device)
     runs = []
     for task_ref, task, entry, chosen in pairs:
@@ -305,7 +308,7 @@ def plan_sweep(request: SweepRequest, hardware: str, queued: dict[str, set[int]]
             planned.failed = {k: v for k, v in failures(record.run_dir).items() if k not in planned.done}
         planned.seed_seconds = seed_seconds_on(request.out_dir, task.name, entry.name, config["params"], hardware)
         runs.append(planned)
-    return SweepPlan(request, runs, hardware)
+    return SweepPlan(request, runs, hardware, ready)
 
 
 def _sweep_file(out_dir: Path, sweep_id: str) -> Path:

@@ -206,6 +206,7 @@ def sweep_run(
         return
     if request.tracking_uri:
         probe_tracking_uri(request.tracking_uri)
+    plan.ready.fetch()
     options = SlurmOptions(slurm_partition, slurm_time, slurm_gpus, slurm_options, slurm_cluster)
     try:
         with sigterm_as_interrupt():

@@ -36,6 +36,7 @@ import pandas as pd
 
 from artbench.core.dataset import SPLITS, DataFile, Dataset, DatasetInfo, data_home, register_dataset
 from artbench.core.errors import ArtbenchError
+from artbench.core.prerequisites import MissingPrerequisite
 from artbench.core.progress import progress_bar
 
 PREFIXES: dict[int, tuple[str, ...]] = {
@@ -234,7 +235,9 @@ def build(year: int, root: str | None, split_seed: int) -> Dataset:
     base = Path(root) if root else default_root(year)
     absent = [name for name in ("labels.csv", "train.csv") if not (base / name).is_file()]
     if absent:
-        raise ArtbenchError(f"iMet {year} is not in {str(base)!r} (no {', '.join(absent)}): {manual_download(year)}")
+        raise MissingPrerequisite(
+            "data", f"iMet {year} is not in {str(base)!r} (no {', '.join(absent)}): {manual_download(year)}"
+        )
     return Dataset(
         f"imet{year}",
         imet_table(base, year, split_seed),

@@ -38,6 +38,7 @@ import pandas as pd
 
 from artbench.core.dataset import SPLITS, Dataset, DatasetInfo, data_home, register_dataset
 from artbench.core.errors import ArtbenchError
+from artbench.core.prerequisites import MissingPrerequisite
 
 DUMP_COLUMNS = (
     "id",
@@ -97,7 +98,7 @@ MANUAL_DOWNLOAD = (
 def read_dump(path: Path) -> pd.DataFrame:
     """The columns of the v3 dump that artbench uses, as strings, every row; missing labels as NA."""
     if not path.is_file():
-        raise ArtbenchError(f"the OmniArt dump {str(path)!r} does not exist; {MANUAL_DOWNLOAD}")
+        raise MissingPrerequisite("data", f"the OmniArt dump {str(path)!r} does not exist; {MANUAL_DOWNLOAD}")
     try:
         header = pd.read_csv(path, nrows=0).columns
         absent = [c for c in DUMP_COLUMNS if c not in header]

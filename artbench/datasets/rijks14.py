@@ -55,6 +55,7 @@ import scipy.io
 
 from artbench.core.dataset import Dataset, DatasetInfo, data_home, register_dataset
 from artbench.core.errors import ArtbenchError
+from artbench.core.prerequisites import MissingPrerequisite
 from artbench.datasets._download import fetch
 
 ARTICLE_ID = 5660617
@@ -455,9 +456,10 @@ def rijks14_dataset(root: str | None = None, year_zero_as_unknown: bool = True) 
     ``[0 0]`` dates as year 0, as the original baseline did."""
     base = Path(root) if root else default_root()
     if not (base / GT_FILE).is_file():
-        raise ArtbenchError(
+        raise MissingPrerequisite(
+            "data",
             f"Rijks'14 is not in {str(base)!r}: run `artbench datasets download rijks14` "
-            "(or set ARTBENCH_DATA, or the task's dataset_options.root, to where it is)"
+            "(or set ARTBENCH_DATA, or the task's dataset_options.root, to where it is)",
         )
     table = rijks14_table(base, year_zero_as_unknown=year_zero_as_unknown)
     return Dataset(

@@ -40,6 +40,7 @@ import pandas as pd
 
 from artbench.core.dataset import SPLITS, DataFile, Dataset, DatasetInfo, data_home, register_dataset
 from artbench.core.errors import ArtbenchError
+from artbench.core.prerequisites import MissingPrerequisite
 from artbench.datasets._download import Concatenation, fetch
 from artbench.datasets.silknow_kg import (
     EXPORT_FILE,
@@ -332,10 +333,11 @@ def silknow_dataset(
     if not found or (layout is not None and layout not in found):
         wanted = [layout] if layout else list(LAYOUTS)
         expected = "; ".join(f"{name}: {LAYOUT_FILES[name]}" for name in wanted)
-        raise ArtbenchError(
+        raise MissingPrerequisite(
+            "data",
             f"SILKNOW{f' ({layout} layout)' if layout else ''} is not in {str(base)!r}: run `artbench datasets "
             "download silknow` (or set ARTBENCH_DATA, or the task's dataset_options.root, to where it is); "
-            f"expected {expected}"
+            f"expected {expected}",
         )
     chosen = layout or next(iter(found))
     kg_given = {

@@ -52,6 +52,7 @@ import pandas as pd
 
 from artbench.core.dataset import DataFile, Dataset, DatasetInfo, data_home, register_dataset
 from artbench.core.errors import ArtbenchError
+from artbench.core.prerequisites import MissingPrerequisite
 from artbench.datasets._download import fetch
 
 ARTGAN_COMMIT = "27876da69ef538fd2bc90eb044e3231d4006f8e5"
@@ -363,10 +364,11 @@ def wikiart_dataset(
     if layout not in (None, "artgan", "huggan"):
         raise ArtbenchError(f"WikiArt layout {layout!r} is unknown; valid: artgan, huggan")
     if not found or (layout is not None and layout not in found):
-        raise ArtbenchError(
+        raise MissingPrerequisite(
+            "data",
             f"WikiArt{f' ({layout} layout)' if layout else ''} is not in {str(base)!r}: run `artbench datasets "
             f"download wikiart` (ArtGAN split files and images), or put the huggan/wikiart parquet shards in "
-            f"{str(base / 'data')!r} (`huggingface-cli download huggan/wikiart --repo-type dataset --local-dir ROOT`)"
+            f"{str(base / 'data')!r} (`huggingface-cli download huggan/wikiart --repo-type dataset --local-dir ROOT`)",
         )
     chosen = layout or found[0]
     if not 0 < val_fraction < 1:

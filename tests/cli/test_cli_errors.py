@@ -261,12 +261,12 @@ def test_bad_split_fractions_name_the_task_file(tiny_task: Path, tmp_path: Path,
 
 
 def test_ctrl_c_before_training_says_nothing_was_written(tiny_task: Path, tmp_path: Path, capsys, monkeypatch) -> None:
-    import artbench.runner as runner
+    import artbench.preflight as preflight
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner, "prepare_task", interrupted)
+    monkeypatch.setattr(preflight, "prepare_task", interrupted)
     code, _, err = run_quick(capsys, tiny_task, "mtl", tmp_path / "out")
     assert code == 130 and "before training started; no run was written" in err
     assert not (tmp_path / "out").exists()
