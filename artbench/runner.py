@@ -35,7 +35,7 @@ from artbench.core.params import to_plain
 from artbench.core.progress import console
 from artbench.core.task import TaskSpec
 from artbench.data.task_data import TaskData
-from artbench.evaluation.aggregate import flatten_metrics, summarise
+from artbench.evaluation.aggregate import every_metric_undefined, flatten_metrics, summarise
 from artbench.evaluation.metrics import METRICS
 from artbench.evaluation.plots import plot_confusion
 from artbench.evaluation.task_evaluation import evaluate_predictions
@@ -45,6 +45,7 @@ from artbench.results.store import (
     CHECKPOINTS,
     COMPLETE,
     ENVIRONMENT,
+    FINISHED,
     RESUMABLE_FORMAT,
     RunRecord,
     RunWriter,
@@ -241,7 +242,7 @@ def find_run_to_resume(out_dir: Path, config: Mapping[str, Any], run_dir: Path |
         found = find_matching_run(out_dir, config)
         if found is not None:
             return found
-        unfinished = [r for r in find_runs(out_dir, task, method) if r.status != "complete"]
+        unfinished = [r for r in find_runs(out_dir, task, method) if r.status not in FINISHED]
         if not unfinished or unfinished[-1].format_version < RESUMABLE_FORMAT:
             return None
         record = unfinished[-1]
@@ -328,6 +329,8 @@ def rebuild_summary(writer: RunWriter, seeds_requested: int) -> dict[str, Any]:
     summary = summarise([flatten_metrics(_undefined_as_nan(m)) for m in metrics])
     costs = [{"seed": k, **m["cost"]} for k, m in zip(done, metrics, strict=True) if isinstance(m.get("cost"), dict)]
     status = "complete" if set(range(1, seeds_requested + 1)) <= set(done) else "incomplete"
+    if status == "complete" and every_metric_undefined(summary):
+        status = "undefined"
     cost = {"seeds": costs, "total": total_cost(costs)}
     writer.write_summary(status, seeds_requested, done, metrics=summary, cost=cost)
     return {"status": status, "seeds_completed": done, "metrics": summary, "cost": cost}
@@ -392,18 +395,19 @@ def create_run(out_dir: Path, config: Mapping[str, Any], tracking_uri: str | Non
 def _close_parent_run(
     tracker: MlflowTracker, writer: RunWriter, state: Mapping[str, Any], ended: str | None, seeds: int
 ) -> None:
-    """Set the parent run's status from the rebuilt summary: FINISHED when complete; RUNNING while another process
-    trains a seed; else KILLED/FAILED after an interruption or error here, SCHEDULED when seeds remain to train."""
+    """Set the parent run's status from the rebuilt summary: FINISHED when complete (or undefined); RUNNING while
+    another process trains a seed; else KILLED/FAILED after an interruption or error here, SCHEDULED when seeds remain
+    to train."""
     status = state["status"]
     others_busy = any(seed_busy(writer.run_dir, k) for k in range(1, seeds + 1) if k not in state["seeds_completed"])
-    if status != "complete" and (others_busy or ended is None):
+    if status not in FINISHED and (others_busy or ended is None):
         tracker.set_run_status("RUNNING" if others_busy else "SCHEDULED", status)
         return
     means = {f"{k}.mean": v["mean"] for k, v in state["metrics"].items() if v["mean"] is not None}
     means.update(_cost_metrics("cost.total", state["cost"]["total"]))
     files = [p for p in (writer.run_dir / "config.json", writer.run_dir / ENVIRONMENT) if p.is_file()]
     tracker.end_run(
-        means, [*files, writer.run_dir / "summary.json"], "FINISHED" if status == "complete" else ended, status
+        means, [*files, writer.run_dir / "summary.json"], "FINISHED" if status in FINISHED else ended, status
     )
 
 

@@ -7,7 +7,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -153,6 +153,8 @@ def run(
     table.add_section()
     table.add_row(*rows[-1], style="bold")
     out.print(table)
+    if outcome.status == "undefined":
+        _warn_undefined(outcome.summary, outcome.targets)
     if resume and not outcome.seeds_trained and not outcome.seeds_busy:
         out.print(f"nothing to resume: seeds {_seed_list(outcome.seeds_completed)} were already finished")
     if outcome.seeds_busy:
@@ -160,6 +162,16 @@ def run(
     out.print(f"results: {outcome.run_dir}")
     if uri != "none":
         out.print(f"MLflow:  {uri} (experiment '{task_spec.name}')")
+
+
+def _warn_undefined(summary: dict[str, dict[str, Any]], targets: list[str]) -> None:
+    """Say that no metric of the run is defined, and how many labelled test samples each target had."""
+    counts = ", ".join(f"{t} {(summary.get(f'{t}.num_samples') or {}).get('mean') or 0:g}" for t in targets)
+    err_console.print(
+        "[yellow]warning:[/] no metric is defined in any seed (test samples with a known label, per target: "
+        f"{counts}); the run's status is 'undefined', and leaderboards and compare leave it out",
+        soft_wrap=True,
+    )
 
 
 def _seed_list(seeds: list[int]) -> str:

@@ -19,6 +19,14 @@ def flatten_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return flat
 
 
+def every_metric_undefined(summary: Mapping[str, Mapping[str, Any]]) -> bool:
+    """True when a :func:`summarise` result has no defined metric in any seed: every ``overall.*`` mean (the mean
+    over targets of each metric) is undefined, so every metric of every target is (e.g. no test sample has a known
+    label)."""
+    overall = [v for k, v in summary.items() if k.startswith("overall.")]
+    return bool(overall) and all(v["mean"] is None for v in overall)
+
+
 def summarise(per_seed: Sequence[Mapping[str, float]]) -> dict[str, dict[str, Any]]:
     """Mean, std (ddof=1; ``None`` below two seeds, where it is undefined), the per-seed values of every metric and
     the number of seeds where it was undefined (NaN), which the mean and std leave out."""

@@ -84,6 +84,11 @@ def resolve_runs(task: TaskSpec, specs: Sequence[str], out_dir: Path) -> dict[st
             record = read_run(path)
             if record.task != task.name:
                 raise ArtbenchError(f"run {spec!r} is a run of task {record.task!r}, not of {task.name!r}")
+            if record.status == "undefined":
+                raise ArtbenchError(
+                    f"run {spec!r} has no defined metric in any seed (status undefined, e.g. no test sample with a "
+                    "known label); there is nothing to compare"
+                )
             if record.status != "complete":
                 requested = record.summary.get("seeds_requested")
                 raise ArtbenchError(
@@ -99,7 +104,8 @@ def resolve_runs(task: TaskSpec, specs: Sequence[str], out_dir: Path) -> dict[st
                     f"{str(out_dir)!r}: {', '.join(found) or 'none'}"
                 )
             if not complete:
-                what = f"{len(runs)} incomplete run(s)" if runs else "no run"
+                statuses = [r.status for r in runs]
+                what = ", ".join(f"{statuses.count(s)} {s} run(s)" for s in sorted(set(statuses))) or "no run"
                 raise ArtbenchError(
                     f"no complete run of {spec!r} on {task.name!r} in {str(out_dir)!r} ({what}); "
                     f"run `artbench run {task.name} {spec}` first, pass --out, or pass a run folder"

@@ -4,7 +4,7 @@
 <out>/<task>/<method>/<run-id>/
   config.json        resolved parameters, task, method, split
   environment.json   versions, git commit, device, dataset fingerprint
-  summary.json       format_version, status, seeds, mean/std/per-seed values of every metric
+  summary.json       format_version, status (see RUN_STATUSES), seeds, mean/std/per-seed values of every metric
   seed-<k>/metrics.json      per target and overall metrics (+ fit info)
   seed-<k>/predictions.csv   image, <target>.true, <target>.pred (multilabel joined by the separator)
   seed-<k>/scores.npz        one array per target, rows as predictions.csv, columns as metrics.json's "classes"
@@ -385,6 +385,14 @@ class RunRecord:
             )
         with np.load(self.seed_dir(seed) / SCORES) as npz:
             return {name: npz[name] for name in npz.files}
+
+
+RUN_STATUSES = ("complete", "incomplete", "undefined")
+"""summary.json's ``status``: every requested seed is finished; some are not (yet); every seed is finished but no
+metric is defined in any of them (e.g. no test sample with a known label), a result that leaderboards and
+``compare`` leave out."""
+FINISHED = frozenset({"complete", "undefined"})
+"""The statuses of a run with nothing left to train."""
 
 
 def read_run(run_dir: Path) -> RunRecord:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from artbench.evaluation.aggregate import flatten_metrics, summarise
+from artbench.evaluation.aggregate import every_metric_undefined, flatten_metrics, summarise
 
 
 def test_summarise() -> None:
@@ -21,3 +21,13 @@ def test_undefined_seeds_are_counted_not_dropped_silently() -> None:
 def test_flatten_reads_scalars_and_undefined_values() -> None:
     flat = flatten_metrics({"overall": {"f1_macro": None}, "targets": {"t": {"mae": 2, "per_class": {}}}})
     assert np.isnan(flat["overall.f1_macro"]) and flat["t.mae"] == 2.0 and "t.per_class" not in flat
+
+
+def test_every_metric_undefined_needs_every_overall_mean_undefined() -> None:
+    nan = float("nan")
+    none = summarise([{"overall.f1_macro": nan, "overall.accuracy": nan, "t.num_samples": 0.0}] * 2)
+    one = summarise(
+        [{"overall.f1_macro": nan, "overall.accuracy": 0.5}, {"overall.f1_macro": nan, "overall.accuracy": nan}]
+    )
+    assert every_metric_undefined(none)  # a count such as num_samples is not a metric
+    assert not every_metric_undefined(one) and not every_metric_undefined({})
