@@ -141,7 +141,7 @@ def ui(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
 ) -> None:
     """Start the MLflow UI on the runs stored in --out and print the runs page of each task's experiment."""
-    from artbench.tracking.mlflow import default_tracking_uri
+    from artbench.tracking.mlflow import close_dead_runs, default_tracking_uri
 
     store = out_dir / "mlflow.db"
     if not store.is_file():
@@ -156,6 +156,8 @@ def ui(
             f"cannot listen on {host}:{port} ({exc.strerror or exc}); pass another --port or --host"
         ) from None
     pages = runs_pages(uri, base, task)
+    if closed := close_dead_runs(uri):
+        err_console.print(f"marked {closed} run(s) left RUNNING by processes that ended as KILLED")
     for name, url in pages:
         out.print(f"runs of {name!r}: {url}", soft_wrap=True)
     err_console.print(f"MLflow UI on {base} for {uri} (Ctrl-C to stop)", soft_wrap=True)
