@@ -2,7 +2,14 @@
 
 The pipeline loop reads batches from the prepared cache, augments them on the device and runs
 forward/backward/step of the MTL objective; the model-only loop repeats forward/backward/step on one batch
-already on the device. The ratio pipeline/model-only tells how much the input pipeline costs (1.0 = free).
+already on the device. The ratio pipeline/model-only tells how much the input pipeline costs (1.0 = free). With
+``compile``, the same model is then compiled in place (:mod:`artbench.methods.torch.acceleration`) and the model-only
+loop timed again on the same batch: the ratio compiled/eager is torch.compile's gain (its one-off compile time is
+reported apart).
+
+Protocol mode (:func:`time_epochs`): one method's real ``fit`` for a few epochs; the epochs after the first (which
+also holds compilation and autotuning) give the steady time per epoch, from which ``artbench bench --protocol``
+estimates the GPU-hours of a recipe's whole protocol.
 
 Head-only mode (:func:`run_head_bench`): a frozen-backbone method (``omniart_mtl``, ``tl_offshelf``) trains its head
 either on the cached features (:mod:`artbench.methods.torch.features`) or, without the cache, on features recomputed
@@ -11,19 +18,23 @@ by a frozen forward pass of every batch of images; the ratio cached/recomputed i
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from artbench.core.device import resolve_device, seed_everything
+from artbench.core.device import configure_determinism, resolve_device, seed_everything
 from artbench.core.errors import ArtbenchError
 from artbench.core.progress import progress_bar
 from artbench.core.task import TaskSpec
-from artbench.data.task_data import prepare_task
-from artbench.methods.base import METHODS, RunContext
+from artbench.data.task_data import TaskData, prepare_task
+from artbench.methods.base import METHODS, Method, RunContext
+from artbench.methods.torch.acceleration import adam, compile_error
 from artbench.methods.torch.augment import random_geometric
 from artbench.methods.torch.backbones import build_backbone
 from artbench.methods.torch.batches import Batch, iterate_batches, normalise
@@ -66,11 +77,34 @@ def _timed(step: Callable[[], None], steps: int, warmup: int, device: torch.devi
     return time.perf_counter() - start
 
 
+def require_compiler(device: torch.device) -> None:
+    """``--compile`` where torch.compile cannot work (no C compiler for the CPU backend, no Triton, ...) is a one-line
+    error."""
+    error = compile_error(device.type)
+    if error is not None:
+        hint = "install a C compiler (gcc) or " if device.type == "cpu" else ""
+        raise ArtbenchError(
+            f"--compile: torch.compile does not work on {device.type} here ({error}); {hint}leave out --compile"
+        )
+
+
 def run_bench(
-    *, task: TaskSpec, device: str, backbone: str, image_size: int, batch_size: int, steps: int, warmup: int
+    *,
+    task: TaskSpec,
+    device: str,
+    backbone: str,
+    image_size: int,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    compile: bool = False,
 ) -> dict[str, Any]:
-    """Images/s of the ``mtl`` recipe (task defaults applied) through the real pipeline and on one fixed batch."""
+    """Images/s of the ``mtl`` recipe (task defaults applied) through the real pipeline and on one fixed batch, and
+    with ``compile`` on the same batch after compiling the model."""
     dev = resolve_device(device)
+    configure_determinism(False)  # as a default run: cuDNN autotuning on CUDA
+    if compile:
+        require_compiler(dev)
     entry = METHODS.get("mtl")
     defaults = {k: v for k, v in task.defaults.items() if k in entry.parameter_names()}
     method = entry.build(
@@ -84,7 +118,7 @@ def run_bench(
     seed_everything(0)
     model = method.build_network(data.targets, dev).train()
     objective = SilkNetObjective(method, [t.kind for t in data.targets])
-    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=method.lr)
+    optimiser = adam([p for p in model.parameters() if p.requires_grad], lr=method.lr)
     generator = torch.Generator(device=dev).manual_seed(0)
     rng = np.random.default_rng(0)
     train = data.index("train")
@@ -114,12 +148,24 @@ def run_bench(
     pipeline_s = _timed(lambda: train_step(next(stream), method.augment), steps, warmup, dev, "pipeline")
     model_s = _timed(lambda: train_step(fixed, False), steps, warmup, dev, "model only")
     pipeline_ips, model_ips = steps * batch_size / pipeline_s, steps * batch_size / model_s
-    return {
+    result = {
         "device_name": _device_name(dev),
         "pipeline_images_per_s": pipeline_ips,
         "model_images_per_s": model_ips,
         "ratio": pipeline_ips / model_ips,
     }
+    if compile:
+        model.compile()
+        started = time.perf_counter()
+        train_step(fixed, False)  # compiles
+        _sync(dev)
+        compile_s = time.perf_counter() - started
+        compiled_s = _timed(lambda: train_step(fixed, False), steps, warmup, dev, "model only, compiled")
+        compiled_ips = steps * batch_size / compiled_s
+        result.update(
+            compiled_images_per_s=compiled_ips, compile_ratio=compiled_ips / model_ips, compile_seconds=compile_s
+        )
+    return result
 
 
 def run_head_bench(
@@ -198,3 +244,42 @@ def run_head_bench(
         "speedup": cached_ips / recompute_ips,
         "cache_seconds": len(features) / forward_ips,
     }
+
+
+@dataclass
+class EpochTiming:
+    """What :func:`time_epochs` measured of one method."""
+
+    seconds_per_epoch: float | None
+    """Steady time of one epoch of one model (training and validation), from the epochs after each model's first;
+    None for a method without epochs."""
+    models: int
+    """Models trained per seed (one per target for ``stl``)."""
+    fit_seconds: float
+    """The whole fit: one-off preparation (caches, features), compilation and every epoch."""
+    first_epoch_seconds: float
+    """From the start of the fit to the end of the first epoch: one-off preparation, compilation and autotuning,
+    and one epoch (the whole fit for a method without epochs)."""
+
+
+def time_epochs(
+    method: Method, data: TaskData, device: torch.device, *, epochs: int = 2, amp: bool = True, compile: bool = False
+) -> EpochTiming:
+    """Fit ``method`` for seed 1 with ``max_epochs`` = ``epochs`` and a patience that never stops it, and time its
+    epochs from the per-epoch log: the interval between two consecutive epochs of the same model."""
+    names = {f.name for f in dataclasses.fields(method)}
+    method = dataclasses.replace(method, **{k: epochs for k in ("max_epochs", "patience") if k in names})
+    stamps: dict[frozenset[str], list[float]] = {}
+
+    def log(epoch: int, values: Mapping[str, float]) -> None:
+        stamps.setdefault(frozenset(values), []).append(time.perf_counter())
+
+    configure_determinism(False)
+    ctx = RunContext(device, amp, log_epoch=log, description=f"bench · {type(method).__name__}", compile=compile)
+    seed_everything(1)
+    started = time.perf_counter()
+    method.fit(data, 1, ctx)
+    fit_seconds = time.perf_counter() - started
+    intervals = [b - a for times in stamps.values() for a, b in itertools.pairwise(times)]
+    first = min((times[0] for times in stamps.values()), default=started + fit_seconds) - started
+    return EpochTiming(sum(intervals) / len(intervals) if intervals else None, max(len(stamps), 1), fit_seconds, first)
