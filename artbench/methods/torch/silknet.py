@@ -70,7 +70,12 @@ class SilkNetMethod(Method):
     augment: bool = param(
         False, "random flips, 90° rotations, crops and ±5° rotations for classification; the paper uses none (§5.1)"
     )
-    batch_size: int = param(32, "training batch size (open)", lambda v: v >= 2, ">= 2")
+    batch_size: int = param(
+        32,
+        "training batch size (open; baselines/silknet.toml sets 128, a choice of artbench's that keeps a GPU busy)",
+        lambda v: v >= 2,
+        ">= 2",
+    )
     eval_batch_size: int = param(256, "batch size for validation and prediction", lambda v: v >= 1, ">= 1")
     lr: float = param(1e-4, "Adam learning rate (§5.1)", lambda v: v > 0, "> 0")
     beta1: float = param(0.9, "Adam β1 (§5.1)", lambda v: 0 <= v < 1, "in [0, 1)")
