@@ -38,6 +38,10 @@ class Backbone:
     feature_dim: int
     blocks: list[nn.Module]
     """Residual (or conv) blocks from input to output; the last ``finetune_blocks`` of them are trained."""
+    stages: tuple[str, ...] | None = None
+    """Paths (in ``body``) of a flat sequence of modules whose composition, followed by ``flatten(1)``, is the body's
+    forward: SilkNet runs its frozen prefix (the trunk) once per image (:mod:`artbench.methods.torch.trunk`). None
+    where the forward is not such a chain (Inception's input transform, Xception's input hook)."""
 
 
 BackboneFactory = Callable[[str], Backbone]
@@ -164,8 +168,10 @@ def _resnet(builder: Callable[..., tvm.ResNet], name: str) -> BackboneFactory:
             _load_state_dict(model, weights)
         dim = model.fc.in_features
         model.fc = nn.Identity()
-        blocks = [b for layer in (model.layer1, model.layer2, model.layer3, model.layer4) for b in layer]
-        return Backbone(model, dim, blocks)
+        layers = (model.layer1, model.layer2, model.layer3, model.layer4)
+        blocks = [b for layer in layers for b in layer]
+        paths = tuple(f"layer{i}.{j}" for i, layer in enumerate(layers, 1) for j in range(len(layer)))
+        return Backbone(model, dim, blocks, ("conv1", "bn1", "relu", "maxpool", *paths, "avgpool"))
 
     return factory
 
@@ -206,7 +212,7 @@ def vgg19(weights: str) -> Backbone:
         if isinstance(layer, nn.MaxPool2d):
             stages.append(nn.Sequential(*stage))  # a view: the layers stay registered under body.features
             stage = []
-    return Backbone(body, 512, stages)
+    return Backbone(body, 512, stages, (*(f"features.{i}" for i in range(len(body.features))), "pool"))
 
 
 INCEPTION_BLOCKS = (
@@ -310,7 +316,8 @@ def tiny_cnn(weights: str) -> Backbone:
     model = TinyCNN()
     if weights != "none":
         _load_state_dict(model, weights)
-    return Backbone(model, model.feature_dim, list(model.blocks))
+    paths = tuple(f"blocks.{i}" for i in range(len(model.blocks)))
+    return Backbone(model, model.feature_dim, list(model.blocks), (*paths, "pool"))
 
 
 def build_backbone(name: str, weights: str, finetune_blocks: int) -> Backbone:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -78,10 +79,14 @@ def colour_features(images: torch.Tensor, grid: int = 8, *, chunk_size: int = 64
     return torch.cat(out)
 
 
-def colour_feature(grid: int) -> ImageFeature:
-    """h(x) as a per-image cache feature, computed on the whole image resized to 224 × 224 (§3.2)."""
-    return ImageFeature(
-        f"colour-hs-g{grid}",
-        COLOUR_SIZE,
-        lambda batch: colour_features(torch.from_numpy(batch), grid=grid).numpy(),
-    )
+def colour_feature(grid: int, device: torch.device | None = None) -> ImageFeature:
+    """h(x) as a per-image cache feature, computed on the whole image resized to 224 × 224 (§3.2), once per dataset
+    while the cache is prepared: in batches (the decoder's chunks) on ``device``, a run's CUDA device where it has
+    one (issue 14: one-time preparation on the device), else on the CPU. The name does not depend on the device: the
+    counts are the same up to pixels whose (x, y) lies on a bin edge within float32 rounding."""
+    where = device or torch.device("cpu")
+
+    def compute(batch: np.ndarray) -> np.ndarray:
+        return colour_features(torch.from_numpy(batch).to(where), grid=grid).cpu().numpy()
+
+    return ImageFeature(f"colour-hs-g{grid}", COLOUR_SIZE, compute)

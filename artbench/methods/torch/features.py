@@ -25,6 +25,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _valid(file: Path, sidecar: Path, key: dict[str, Any]) -> bool:
+def _valid(file: Path, sidecar: Path, key: dict[str, Any], what: str) -> bool:
     """Whether ``file`` is a complete cache for ``key``: sidecar present with the same key, shape and checksum."""
     if not (file.is_file() and sidecar.is_file()):
         return False
@@ -127,17 +128,56 @@ def _valid(file: Path, sidecar: Path, key: dict[str, Any]) -> bool:
     try:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
         array = np.load(file, mmap_mode="r")
-    except (OSError, ValueError):
-        console.print(f"[yellow]warning:[/] feature cache {file.name} is unreadable; recomputing it")
+    except (OSError, ValueError, EOFError):
+        console.print(f"[yellow]warning:[/] {what} {file.name} is unreadable; recomputing it")
         return False
     if meta.get("key") != key or list(array.shape) != meta.get("shape") or array.dtype != np.float16:
-        console.print(f"[yellow]warning:[/] feature cache {file.name} is stale; recomputing it")
+        console.print(f"[yellow]warning:[/] {what} {file.name} is stale; recomputing it")
         return False
     if file_sha256(file) != meta.get("sha256"):
-        console.print(f"[yellow]warning:[/] feature cache {file.name} is damaged (checksum mismatch); recomputing it")
+        console.print(f"[yellow]warning:[/] {what} {file.name} is damaged (checksum mismatch); recomputing it")
         return False
     _verified[file] = (st.st_mtime_ns, st.st_size)
     return True
+
+
+def cached_array(
+    file: Path, key: dict[str, Any], compute: Callable[[Path], tuple[int, ...]], what: str, computed_on: str
+) -> bool:
+    """Make ``file`` (a float16 ``.npy``, with its ``.json`` sidecar) hold the array of ``key``; return whether it
+    was computed now (False: the file on disk was sound). ``compute(tmp)`` writes the array to the memory map
+    ``tmp`` and returns its shape; the file and its sidecar are written under temporary names, fsynced and renamed,
+    the sidecar last (module docstring)."""
+    folder, sidecar = file.parent, file.with_suffix(".json")
+    if _valid(file, sidecar, key, what):
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    token = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"  # concurrent runs never write one file together
+    tmp, tmp_sidecar = folder / f"{file.stem}.{token}.tmp.npy", folder / f"{file.stem}.{token}.tmp.json"
+    try:
+        shape = compute(tmp)
+        _fsync(tmp)
+        meta = {"key": key, "shape": list(shape), "dtype": "float16", "sha256": file_sha256(tmp)}
+        meta["computed_on"] = computed_on
+        tmp_sidecar.write_text(json.dumps(meta, indent=2))
+        _fsync(tmp_sidecar)
+        os.replace(tmp, file)
+        os.replace(tmp_sidecar, sidecar)
+        _fsync(folder)
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp_sidecar.unlink(missing_ok=True)
+    st = file.stat()
+    _verified[file] = (st.st_mtime_ns, st.st_size)
+    return True
+
+
+def check_float16(values: torch.Tensor, what: str) -> None:
+    """Fail when ``values`` are not finite or exceed float16's range (they are about to be stored as float16)."""
+    if not torch.isfinite(values).all() or values.abs().max() > FLOAT16_MAX:
+        raise ArtbenchError(
+            f"{what} are not finite or exceed float16's range; check the weights (weights=none is a random backbone)"
+        )
 
 
 @torch.no_grad()
@@ -160,11 +200,7 @@ def _compute(
         for batch in iterate_batches(cache, [], np.arange(n), batch_size, ctx.device, channels_last=channels_last):
             with autocast(ctx.device, ctx.amp):
                 values = body(normalise(batch.images)).float()
-            if not torch.isfinite(values).all() or values.abs().max() > FLOAT16_MAX:
-                raise ArtbenchError(
-                    f"{backbone} features of {data.dataset.name} are not finite or exceed float16's range; "
-                    "check the weights (weights=none is a random backbone)"
-                )
+            check_float16(values, f"{backbone} features of {data.dataset.name}")
             out[batch.index] = values.cpu().numpy().astype(np.float16)
             bar.advance(task, len(batch.index))
     out.flush()
@@ -186,29 +222,15 @@ def cached_features(
     key = feature_key(data, backbone, resolved, image_size)
     folder = data_home() / "cache" / data.dataset.name / "features"
     stem = f"{backbone}-{image_size}px-{LAYER}-{_key_hash(key)}"
-    file, sidecar = folder / f"{stem}.npy", folder / f"{stem}.json"
-    built = False
-    if not _valid(file, sidecar, key):
-        folder.mkdir(parents=True, exist_ok=True)
-        token = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"  # concurrent runs never write one file together
-        tmp, tmp_sidecar = folder / f"{stem}.{token}.tmp.npy", folder / f"{stem}.{token}.tmp.json"
-        try:
-            shape = _compute(data, backbone, resolved, image_size, ctx, batch_size, tmp)
-            _fsync(tmp)
-            meta = {"key": key, "shape": list(shape), "dtype": "float16", "sha256": file_sha256(tmp)}
-            bf16 = ctx.device.type == "cuda" and ctx.amp
-            meta["computed_on"] = str(ctx.device) + (" (bf16 autocast)" if bf16 else "")
-            tmp_sidecar.write_text(json.dumps(meta, indent=2))
-            _fsync(tmp_sidecar)
-            os.replace(tmp, file)
-            os.replace(tmp_sidecar, sidecar)
-            _fsync(folder)
-        finally:
-            tmp.unlink(missing_ok=True)
-            tmp_sidecar.unlink(missing_ok=True)
-        st = file.stat()
-        _verified[file] = (st.st_mtime_ns, st.st_size)
-        built = True
+    file = folder / f"{stem}.npy"
+    bf16 = ctx.device.type == "cuda" and ctx.amp
+    built = cached_array(
+        file,
+        key,
+        lambda tmp: _compute(data, backbone, resolved, image_size, ctx, batch_size, tmp),
+        "feature cache",
+        str(ctx.device) + (" (bf16 autocast)" if bf16 else ""),
+    )
     return FeatureCache(np.load(file, mmap_mode="r"), file, built, time.perf_counter() - start)
 
 

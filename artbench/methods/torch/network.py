@@ -2,6 +2,14 @@
 
 The joint-fc features ``f_jfc(x)`` feed both the classification branches and, during training, the clustering
 head (their L2 normalisation, used by the auxiliary losses of eq. 5-8).
+
+The trunk: with NB_RN (§3.2) blocks trained, the backbone's stages before the first trainable one are frozen. They
+run without autograd (``torch.no_grad``: no activations kept, no backward work) and, like every frozen BatchNorm
+layer, in eval mode: frozen BatchNorm layers normalise with their running statistics (ImageNet's, or the random
+init's), never the batch's. That keeps a frozen layer a fixed function, as "frozen" says: the trunk's output for
+an image never changes, so it can be computed once (:mod:`artbench.methods.torch.trunk`), and an image's features
+do not depend on the other images of its batch (which batch statistics would make them do). The state-dict keys
+are the backbone's own, whichever way the network is run.
 """
 
 from __future__ import annotations
@@ -37,7 +45,8 @@ class SilkNet(nn.Module):
     """Multi-task classifier with a shared backbone and joint fc layers.
 
     Args:
-        backbone: feature extractor (its frozen BatchNorm layers stay in eval mode while training).
+        backbone: feature extractor (its frozen BatchNorm layers stay in eval mode while training; the frozen
+            leading stages form the trunk, see the module docstring).
         num_outputs: classes per target (foreground plus background where declared).
         joint_layers: nodes of the NL_jfc joint fc layers ([NN_jfc^1, ...]; §5.1: one layer of 128).
         target_layers: nodes of the NL_tfc task-specific layers of each branch (each followed by ReLU).
@@ -54,6 +63,9 @@ class SilkNet(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone = backbone.body
+        self.stages = backbone.stages
+        self.trunk_depth = _frozen_prefix(backbone.body, backbone.stages)
+        """Leading stages in the trunk (0: no trunk, the backbone runs as one module)."""
         self.pre = nn.Sequential(nn.ReLU(), nn.Dropout(dropout))
         self.joint = _mlp([backbone.feature_dim, *joint_layers], activate_last=False)
         self.branches = nn.ModuleList(
@@ -69,14 +81,49 @@ class SilkNet(nn.Module):
                 if isinstance(layer, nn.Linear):  # variance scaling (He et al. 2015), §3.2
                     nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
                     nn.init.zeros_(layer.bias)
+        self.train()  # frozen BatchNorm layers on running statistics from the start (the trunk may run before fit)
 
     def train(self, mode: bool = True) -> SilkNet:
+        """Set the training mode; frozen BatchNorm layers stay in eval mode (running statistics, module docstring)."""
         super().train(mode)
         for module in self.backbone.modules():  # frozen BatchNorm layers keep their statistics
             if isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.weight.requires_grad:
                 module.eval()
         return self
 
-    def forward(self, images: torch.Tensor) -> SilkNetOutput:
-        features = self.joint(self.pre(self.backbone(images)))
+    def _stage_modules(self, start: int, stop: int | None) -> list[nn.Module]:
+        # looked up by path on every call, so that a stage replaced in the body (deterministic pooling) is used
+        return [self.backbone.get_submodule(path) for path in (self.stages or ())[start:stop]]
+
+    def trunk(self, images: torch.Tensor) -> torch.Tensor:
+        """The frozen trunk's output for normalised ``images``, computed without autograd."""
+        if not self.trunk_depth:
+            raise ValueError("this SilkNet has no frozen trunk (no frozen leading stage, or a backbone without stages)")
+        with torch.no_grad():
+            for module in self._stage_modules(0, self.trunk_depth):
+                images = module(images)
+        return images
+
+    def forward(self, x: torch.Tensor, *, from_trunk: bool = False) -> SilkNetOutput:
+        """Outputs for normalised images ``x``, or for trunk outputs ``x`` with ``from_trunk``."""
+        if self.trunk_depth:
+            h = x if from_trunk else self.trunk(x)
+            for module in self._stage_modules(self.trunk_depth, None):
+                h = module(h)
+            h = h.flatten(1)
+        elif from_trunk:
+            raise ValueError("this SilkNet has no frozen trunk; pass images")
+        else:
+            h = self.backbone(x)
+        features = self.joint(self.pre(h))
         return SilkNetOutput([branch(features) for branch in self.branches], features)
+
+
+def _frozen_prefix(body: nn.Module, stages: Sequence[str] | None) -> int:
+    """How many leading ``stages`` of ``body`` hold no trainable parameter (0 when the body has no stages)."""
+    depth = 0
+    for path in stages or ():
+        if any(p.requires_grad for p in body.get_submodule(path).parameters()):
+            break
+        depth += 1
+    return depth

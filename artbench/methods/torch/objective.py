@@ -4,6 +4,10 @@ L = λ_C·L_C + λ_aux·(α_sem·L_sem + α_co·L_co + α_slf·L_slf), with L_C 
 any kind (eq. 2-4; γ = 0 gives cross-entropy over the available labels), L_sem, L_co and L_slf the clustering losses
 of eq. 6-8 on the L2-normalised joint-fc features (the clustering head, §3.1). L_sem compares the labels of the
 multiclass targets (eq. 6 defines semantic similarity by equal class labels).
+
+With the frozen trunk precomputed (:mod:`artbench.methods.torch.trunk`), the network starts from the batch's trunk
+outputs; the x' of L_slf goes through the trunk (forward only, no autograd) and joins them in the same forward
+pass through the trainable layers.
 """
 
 from __future__ import annotations
@@ -41,9 +45,10 @@ class Objective(Protocol):
     """What the training loop needs from a method's loss."""
 
     def __call__(
-        self, model: nn.Module, images: torch.Tensor, batch: Batch, generator: torch.Generator
+        self, model: nn.Module, images: torch.Tensor | None, batch: Batch, generator: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Total loss and its named components (``loss`` is the total) for augmented images in [0, 1]."""
+        """Total loss and its named components (``loss`` is the total) for augmented images in [0, 1] (None when
+        the batch carries trunk outputs and the objective did not ask for images)."""
         ...
 
 
@@ -62,15 +67,32 @@ class SilkNetObjective:
         if self.use_co and colour_key is None:
             raise ValueError("L_co needs the colour features; pass colour_key")
 
+    @property
+    def needs_images(self) -> bool:
+        """Whether the images are needed besides precomputed trunk outputs (for the x' of L_slf)."""
+        return self.use_slf
+
     def __call__(
-        self, model: nn.Module, images: torch.Tensor, batch: Batch, generator: torch.Generator
+        self, model: nn.Module, images: torch.Tensor | None, batch: Batch, generator: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        p, n = self.params, len(images)
-        inputs = normalise(images)
+        p, n = self.params, len(batch.index)
+        augmented = None
         if self.use_slf:  # x'_i of eq. 8 goes through the network in the same forward pass
+            if images is None:
+                raise ValueError("L_slf needs the images; ask the batches for them (needs_images)")
             augmented = self_similarity_augment(images, generator, noise_std=p.selfsim_noise or None)
-            inputs = torch.cat([inputs, normalise(augmented)])
-        out = model(inputs)
+        if batch.trunk is not None:
+            inputs = batch.trunk
+            if augmented is not None:
+                inputs = torch.cat([inputs, model.trunk(normalise(augmented)).to(inputs.dtype)])
+            out = model(inputs, from_trunk=True)
+        else:
+            if images is None:
+                raise ValueError("a batch without trunk outputs needs its images")
+            inputs = normalise(images)
+            if augmented is not None:
+                inputs = torch.cat([inputs, normalise(augmented)])
+            out = model(inputs)
         l_c = multitask_loss([z[:n].float() for z in out.logits], batch.labels, self.kinds, p.gamma, p.normalize)
         parts = {"loss_c": l_c.detach()}
         total = p.lambda_c * l_c

@@ -3,7 +3,9 @@ and the auxiliary clustering losses; its single-task baseline and the six multi-
 
 Defaults follow §3.1 and §5.1 (ResNet-152 on ImageNet, last NB_RN = 3 residual blocks trained, one joint fc layer of
 128, dropout 30 %, Adam with lr 1e-4, 224 px). Settings the paper leaves open are marked "(open)" in their docs and
-listed in ``baselines/silknet.toml``.
+listed in ``baselines/silknet.toml``. Frozen layers, BatchNorm included, are a fixed function (running statistics,
+no autograd; :mod:`.network`), so the frozen trunk's outputs are computed once per image (``precompute_trunk``,
+:mod:`.trunk`).
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from artbench.data.cache import ImageCache
 from artbench.data.task_data import TaskData
 from artbench.methods.base import Method, Predictions, Predictor, RunContext, register_method
 from artbench.methods.torch.backbones import BACKBONES, build_backbone
-from artbench.methods.torch.batches import iterate_batches, normalise
+from artbench.methods.torch.batches import TrunkSource, iterate_batches, normalise
 from artbench.methods.torch.colour import colour_feature
 from artbench.methods.torch.losses import multitask_loss
 from artbench.methods.torch.network import SilkNet
 from artbench.methods.torch.objective import SilkNetObjective
 from artbench.methods.torch.trainer import autocast, fit, predict_outputs
+from artbench.methods.torch.trunk import TrunkCache, cached_trunk, trunk_source
 
 MAX_IMAGE_SIZE = 2048
 """Largest square input size: the prepared cache holds every image at this size (uint8 RGB)."""
@@ -109,12 +112,37 @@ class SilkNetMethod(Method):
     colour_grid: int = param(8, "bins per axis of the colour feature h(x) of L_co (open)", lambda v: v >= 2, ">= 2")
     selfsim_noise: float = param(0.1, "σ_G of the Gaussian noise added to x' in L_slf (§3.2)", lambda v: v >= 0, ">= 0")
     channels_last: bool = param(True, "channels_last memory format (faster convolutions on CUDA)")
+    precompute_trunk: Literal["auto", True, False] = param(
+        "auto",
+        "compute the frozen trunk (the stages before the first trained block) once per image, stored as float16, "
+        "and train on its outputs; changes results only by that rounding. auto: on when finetune_blocks >= 0, "
+        "augment is false and the backbone can be split (ResNets, VGG-19, tiny_cnn); false: the trunk runs for "
+        "every batch",
+        lambda v: isinstance(v, bool) or v == "auto",
+        "auto, true or false",
+    )
 
     def check(self, task: TaskSpec) -> None:
         """An unknown backbone, unusable weights or a bad NB_RN fail before any data is prepared."""
         targets = task.targets
         BACKBONES.get(self.backbone)
-        build_backbone(self.backbone, self.weights, self.finetune_blocks)
+        backbone = build_backbone(self.backbone, self.weights, self.finetune_blocks)
+        if self.precompute_trunk is True:
+            if self.augment:
+                raise ArtbenchError(
+                    "precompute_trunk=true needs augment=false (augmented images change the trunk's outputs); set "
+                    "precompute_trunk=auto or false"
+                )
+            if backbone.stages is None:
+                raise ArtbenchError(
+                    f"precompute_trunk=true: backbone {self.backbone} cannot be split into stages; use a ResNet, "
+                    "vgg19 or tiny_cnn, or precompute_trunk=auto or false"
+                )
+            if self.finetune_blocks < 0:
+                raise ArtbenchError(
+                    "precompute_trunk=true: finetune_blocks=-1 trains every layer, so there is no frozen trunk; set "
+                    "finetune_blocks >= 0 or precompute_trunk=auto or false"
+                )
         if self.monitor == "val_f1" and not any(t.kind == "multiclass" for t in targets):
             raise ArtbenchError("monitor=val_f1 needs a multiclass target; use monitor=val_ce")
 
@@ -129,8 +157,26 @@ class SilkNetMethod(Method):
         ).to(device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
+    def uses_trunk(self, model: SilkNet) -> bool:
+        """Whether ``model`` trains on precomputed trunk outputs (``precompute_trunk``)."""
+        return self.precompute_trunk is not False and not self.augment and model.trunk_depth > 0
+
+    def trunk(self, data: TaskData, model: SilkNet, ctx: RunContext) -> TrunkCache | None:
+        """The precomputed trunk outputs of ``model`` over ``data``, or None when it trains on images."""
+        if not self.uses_trunk(model):
+            return None
+        return cached_trunk(
+            data,
+            model,
+            self.backbone,
+            self.image_size,
+            ctx,
+            batch_size=self.eval_batch_size,
+            channels_last=self.channels_last,
+        )
+
     def fit(self, data: TaskData, seed: int, ctx: RunContext) -> SilkNetPredictor:
-        feature = colour_feature(self.colour_grid) if self.uses_colour else None
+        feature = colour_feature(self.colour_grid, ctx.device) if self.uses_colour else None
         cache = data.images(self.image_size, [feature] if feature else [])
         train, val = data.index("train"), data.index("val")
         groups = (
@@ -149,6 +195,8 @@ class SilkNetMethod(Method):
             known = np.any([t.known(y) for t, y in zip(targets, labels, strict=True)], axis=0)
             name = "all" if self.strategy == "multitask" else targets[0].name
             model = self.build_network(targets, ctx.device)
+            trunk = self.trunk(data, model, ctx)
+            source = trunk_source(trunk, ctx.device) if trunk is not None else None
             objective = SilkNetObjective(self, [t.kind for t in targets], feature.name if feature else None)
             val_rows = val[known[val]]
             result = fit(
@@ -157,29 +205,38 @@ class SilkNetMethod(Method):
                 cache,
                 labels,
                 train[known[train]],
-                self._criterion(cache, targets, labels, val_rows, ctx),
+                self._criterion(cache, targets, labels, val_rows, ctx, source),
                 self,
                 ctx,
                 seed=seed,
                 early_stopping=len(val_rows) > 0,
                 prefix="" if self.strategy == "multitask" else f"{name}.",
+                trunk=source,
+                trunk_images=objective.needs_images,
             )
-            predictor.add(members, model)
+            predictor.add(members, model, trunk)
             predictor.info["best_epoch"][name] = result.best_epoch
             predictor.info["epochs"][name] = result.epochs_run
             predictor.info["train_seconds"] += result.seconds
         return predictor
 
     def _criterion(
-        self, cache: ImageCache, targets: list[TargetSpec], labels: list[np.ndarray], rows: np.ndarray, ctx: RunContext
+        self,
+        cache: ImageCache,
+        targets: list[TargetSpec],
+        labels: list[np.ndarray],
+        rows: np.ndarray,
+        ctx: RunContext,
+        trunk: TrunkSource | None = None,
     ) -> Callable[[nn.Module], float]:
-        """The early-stopping criterion on the validation ``rows`` (lower is better); see ``monitor``."""
+        """The early-stopping criterion on the validation ``rows`` (lower is better; from the precomputed ``trunk``
+        outputs when given); see ``monitor``."""
         kinds = [t.kind for t in targets]
         if self.monitor == "val_f1":
             from sklearn.metrics import f1_score
 
             def negative_f1(model: nn.Module) -> float:
-                outputs = predict_outputs(model, cache, rows, self, ctx)
+                outputs = predict_outputs(model, cache, rows, self, ctx, trunk)
                 scores = []
                 for t, y, z in zip(targets, labels, outputs, strict=True):
                     if t.kind != "multiclass":
@@ -197,11 +254,23 @@ class SilkNetMethod(Method):
             total, weight = 0.0, 0
             with torch.no_grad(), autocast(ctx.device, ctx.amp):
                 for batch in iterate_batches(
-                    cache, labels, rows, self.eval_batch_size, ctx.device, channels_last=self.channels_last
+                    cache,
+                    labels,
+                    rows,
+                    self.eval_batch_size,
+                    ctx.device,
+                    channels_last=self.channels_last,
+                    trunk=trunk,
+                    images=trunk is None,
                 ):
                     n = sum(int(t.known(y.cpu().numpy()).sum()) for t, y in zip(targets, batch.labels, strict=True))
                     if n:
-                        logits = [z.float() for z in model(normalise(batch.images)).logits]
+                        out = (
+                            model(batch.trunk, from_trunk=True)
+                            if batch.trunk is not None
+                            else model(normalise(batch.images))
+                        )
+                        logits = [z.float() for z in out.logits]
                         total += float(multitask_loss(logits, batch.labels, kinds, 0.0, self.normalize)) * n
                         weight += n
             return total / weight if weight else float("nan")
@@ -229,17 +298,19 @@ class SilkNetPredictor(Predictor):
 
     def __init__(self, method: SilkNetMethod, ctx: RunContext, scaling: dict[int, tuple[float, float]]) -> None:
         self.method, self.ctx, self.scaling = method, ctx, scaling
-        self.models: list[tuple[list[int], SilkNet]] = []
+        self.models: list[tuple[list[int], SilkNet, TrunkCache | None]] = []
         self.info: dict[str, Any] = {"best_epoch": {}, "epochs": {}, "train_seconds": 0.0}
 
-    def add(self, members: list[int], model: SilkNet) -> None:
-        self.models.append((members, model))
+    def add(self, members: list[int], model: SilkNet, trunk: TrunkCache | None = None) -> None:
+        """A trained network for the targets ``members``, with its precomputed trunk outputs if it uses them."""
+        self.models.append((members, model, trunk))
 
     def predict(self, data: TaskData, index: np.ndarray) -> Predictions:
         cache = data.images(self.method.image_size)
         scores: dict[str, np.ndarray] = {}
-        for members, model in self.models:
-            outputs = predict_outputs(model, cache, index, self.method, self.ctx)
+        for members, model, trunk in self.models:
+            source = trunk_source(trunk, self.ctx.device) if trunk is not None else None
+            outputs = predict_outputs(model, cache, index, self.method, self.ctx, source)
             for m, z in zip(members, outputs, strict=True):
                 spec = data.targets[m]
                 if spec.kind == "multiclass":

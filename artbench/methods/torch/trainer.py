@@ -37,7 +37,7 @@ from artbench.data.cache import ImageCache
 from artbench.methods.base import RunContext
 from artbench.methods.torch.acceleration import adam, prepare_model
 from artbench.methods.torch.augment import random_geometric
-from artbench.methods.torch.batches import iterate_batches, normalise
+from artbench.methods.torch.batches import TrunkSource, iterate_batches, normalise
 from artbench.methods.torch.objective import Objective
 
 CHECKPOINT_FORMAT = 1
@@ -279,8 +279,13 @@ def fit(
     seed: int,
     early_stopping: bool = True,
     prefix: str = "",
+    trunk: TrunkSource | None = None,
+    trunk_images: bool = False,
 ) -> FitResult:
     """Train ``model`` in place and restore the weights of the epoch with the lowest ``criterion``.
+
+    With ``trunk`` (precomputed frozen-trunk outputs, :mod:`artbench.methods.torch.trunk`) every batch carries them
+    and its images only with ``trunk_images``; classification augmentation cannot apply then.
 
     ``criterion`` evaluates the model on the validation rows (lower is better) and is the same for every method
     of a family, so that early stopping compares methods under one rule. Without ``early_stopping`` (no validation
@@ -289,6 +294,8 @@ def fit(
     description = ctx.description + (f" · {prefix.rstrip('.')}" if prefix else "")
     if len(train_index) < 2:
         raise ArtbenchError(f"{description}: {len(train_index)} labelled training sample(s); training needs at least 2")
+    if trunk is not None and params.augment:
+        raise ValueError("precomputed trunk outputs are those of the un-augmented images; augment must be off")
     device = ctx.device
     prepare_model(model, ctx)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -345,6 +352,8 @@ def fit(
                 rng=rng,
                 drop_last=drop_last,
                 channels_last=params.channels_last,
+                trunk=trunk,
+                images=trunk is None or trunk_images,
             ):
                 images = random_geometric(batch.images, generator) if params.augment else batch.images
                 with autocast(device, ctx.amp):
@@ -425,16 +434,30 @@ def finish_fit(
 
 @torch.no_grad()
 def predict_outputs(
-    model: nn.Module, cache: ImageCache, index: np.ndarray, params: TrainingParams, ctx: RunContext
+    model: nn.Module,
+    cache: ImageCache,
+    index: np.ndarray,
+    params: TrainingParams,
+    ctx: RunContext,
+    trunk: TrunkSource | None = None,
 ) -> list[np.ndarray]:
-    """Raw network outputs (float32) per target for the rows ``index``, in the order of ``index``."""
+    """Raw network outputs (float32) per target for the rows ``index``, in the order of ``index``; with ``trunk``,
+    computed from the precomputed trunk outputs (a SilkNet's ``from_trunk``)."""
     model.eval()
     outputs: list[list[np.ndarray]] = []
     with autocast(ctx.device, ctx.amp):
         for batch in iterate_batches(
-            cache, [], np.sort(index), params.eval_batch_size, ctx.device, channels_last=params.channels_last
+            cache,
+            [],
+            np.sort(index),
+            params.eval_batch_size,
+            ctx.device,
+            channels_last=params.channels_last,
+            trunk=trunk,
+            images=trunk is None,
         ):
-            outputs.append([z.float().cpu().numpy() for z in model(normalise(batch.images)).logits])
+            out = model(batch.trunk, from_trunk=True) if batch.trunk is not None else model(normalise(batch.images))
+            outputs.append([z.float().cpu().numpy() for z in out.logits])
     if not outputs:
         return []
     rank = np.argsort(np.argsort(index))  # outputs come back in sorted row order; restore the caller's order

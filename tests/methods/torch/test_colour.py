@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from artbench.methods.torch.colour import colour_features, hsv_to_rgb, rgb_to_hsv
+from artbench.methods.torch.colour import colour_feature, colour_features, hsv_to_rgb, rgb_to_hsv
 
 PIXELS = 224 * 224
 
@@ -134,3 +134,19 @@ def test_rejects_other_layouts():
         colour_features(torch.rand(2, 3, 8, 8))
     with pytest.raises(ValueError, match="uint8"):
         colour_features(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
+
+
+def test_the_cache_feature_runs_on_the_given_device_with_the_reference_counts():
+    palette = np.array([[200, 30, 40], [20, 180, 60], [90, 90, 200], [60, 60, 60]])
+    labels = np.random.default_rng(5).integers(0, len(palette), size=(2, 224, 224))
+    batch = palette[labels].astype(np.uint8)
+    feature = colour_feature(8, torch.device("cpu"))
+    h = feature.fn(batch)
+    assert feature.name == colour_feature(8).name and h.dtype == np.float32
+    for row, lab in zip(h, labels, strict=True):
+        np.testing.assert_array_equal(row, reference_counts(palette, lab, 8))
+    if torch.cuda.is_available():  # the same counts on the GPU, up to pixels on a bin edge within float32 rounding
+        natural = np.random.default_rng(6).integers(0, 256, size=(16, 40, 40, 3), dtype=np.uint8)
+        np.testing.assert_array_equal(colour_feature(8, torch.device("cuda")).fn(batch), h)
+        cpu, gpu = feature.fn(natural), colour_feature(8, torch.device("cuda")).fn(natural)
+        assert np.abs(cpu - gpu).sum() <= 1e-4 * cpu.sum()
