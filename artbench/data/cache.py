@@ -1,16 +1,22 @@
 """Prepared image cache: every image decoded and resized once into a memory-mapped uint8 array.
 
 Layout under ``<data home>/cache/<dataset>/<fingerprint>-<size>px/``: ``images.npy`` (``[N, S, S, 3]``, RGB,
-shorter side resized to S then centre-cropped), one ``<feature>.npy`` per requested :class:`ImageFeature` (a
-per-image vector a method computes from the full image while it is decoded, e.g. SilkNet's colour features),
-``meta.json`` (shape, size and checksum of every file, the skipped rows) and ``skipped.csv`` (image, reason) when
-some images are missing or unreadable: their rows are zeros and :attr:`ImageCache.skipped` lists them so that a
-caller can drop them.
+turned upright by its EXIF orientation, shorter side resized to S then centre-cropped), one ``<feature>.npy`` per
+requested :class:`ImageFeature` (a per-image vector a method computes from the full image while it is decoded, e.g.
+SilkNet's colour features), ``meta.json`` (shape, size and checksum of every file, the skipped rows) and
+``skipped.csv`` (image, reason) when some images are missing or unreadable: their rows are zeros and
+:attr:`ImageCache.skipped` lists them so that a caller can drop them.
 
 Files are written under a temporary name and renamed when complete, and one preparation at a time holds the
 folder's lock, so an interrupted or concurrent preparation is never mistaken for a finished one. On load every
 file is checked cheaply against ``meta.json`` (byte size, shape, a checksum of up to :data:`CHECKSUM_ROWS`
 evenly spaced rows): a truncated or overwritten file is prepared again, with a warning, never trained on.
+
+Every mode Pillow opens becomes 8-bit RGB with its information kept (:func:`as_rgb`): pixels are first turned as
+the file's EXIF orientation tag says (a camera's portrait JPEG is stored sideways); transparency is composited over
+white (:data:`WHITE`), premultiplied modes (``RGBa``, ``La``) included; 16-bit samples are scaled to 8 bits, never
+clipped (``I;16*`` by 1/257, a 48-bit PNG by Pillow's high byte); 32-bit integer and float greyscale by their range;
+palette, bilevel, CMYK, YCbCr, LAB (D50, to sRGB) and HSV through Pillow's colour conversions.
 
 Decoding runs in worker processes, one per core, on chunks of :data:`CHUNK_IMAGES` images written straight into
 the memory map. Threads would not scale: profiled, a 64-px silknow-synth PNG spends 57 % of its decode holding the
@@ -40,15 +46,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from rich.markup import escape
 
 from artbench.core.dataset import Dataset, data_home
 from artbench.core.errors import ArtbenchError
 from artbench.core.progress import console, progress_bar
 
-CACHE_FORMAT = 2
-"""Version of ``meta.json``; a cache without it (or with another) is prepared again."""
+CACHE_FORMAT = 3
+"""Version of ``meta.json`` and of the decoding (3: EXIF orientation applied); a cache without it (or with another)
+is prepared again."""
 CHUNK_IMAGES = 64
 """Images per worker task."""
 CHECKSUM_ROWS = 64
@@ -87,20 +94,29 @@ class _Unreadable(Exception):
     """An image that is missing or cannot be decoded; its row is skipped."""
 
 
+def upright(image: Image.Image) -> Image.Image:
+    """``image`` turned and mirrored as its EXIF orientation tag says (itself when there is none)."""
+    if image.getexif().get(ExifTags.Base.Orientation, 1) == 1:
+        return image
+    return ImageOps.exif_transpose(image)
+
+
 def as_rgb(image: Image.Image) -> Image.Image:
     """Any mode Pillow opens as 8-bit RGB.
 
-    Transparency (LA, PA, RGBA, RGBa, a palette or greyscale with a transparent colour) is composited over white;
-    16-bit greyscale (``I;16*``) is scaled by 1/257; 32-bit integer (``I``) and float (``F``) greyscale are read by
-    their range: 0-255 as is, 0-65535 (``I``) or 0-1 (``F``) scaled to 0-255, anything else stretched from its
-    minimum to its maximum; bilevel, palette, CMYK, YCbCr, LAB and HSV go through Pillow's conversions.
+    Transparency (LA, La, PA, RGBA, RGBa, a palette, greyscale or RGB with a transparent colour) is composited over
+    white; 16-bit greyscale (``I;16*``) is scaled by 1/257; 32-bit integer (``I``) and float (``F``) greyscale are
+    read by their range: 0-255 as is, 0-65535 (``I``) or 0-1 (``F``) scaled to 0-255, anything else stretched from
+    its minimum to its maximum; bilevel, palette, CMYK, YCbCr, LAB and HSV go through Pillow's conversions.
     """
     mode = image.mode
-    if mode == "RGB":
+    if mode == "RGB" and "transparency" not in image.info:
         return image
     if mode.startswith("I;16") or mode in ("I", "F"):
         return Image.fromarray(_greyscale_to_uint8(np.asarray(image), mode)).convert("RGB")
-    if mode in ("LA", "PA", "RGBA", "RGBa") or "transparency" in image.info:
+    if mode == "La":  # premultiplied: Pillow converts it to LA only
+        image = image.convert("LA")
+    if image.mode in ("LA", "PA", "RGBA", "RGBa") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, (*WHITE, 255)), rgba).convert("RGB")
     return image.convert("RGB")
@@ -131,7 +147,7 @@ def _decode(path: str, size: int, feature_sizes: Sequence[int]) -> tuple[np.ndar
         with Image.open(path) as img:
             needed = max((size, *feature_sizes))
             img.draft("RGB", (needed, needed))  # JPEG DCT scaling: both sides stay >= needed
-            rgb = as_rgb(img)
+            rgb = as_rgb(upright(img))
             rgb.load()
     except FileNotFoundError:
         raise _Unreadable("missing") from None

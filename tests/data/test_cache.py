@@ -3,8 +3,11 @@ parallel decoding equal to in-process decoding."""
 
 from __future__ import annotations
 
+import colorsys
 import csv
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +99,127 @@ def test_greyscale_ranges() -> None:
     assert (stretched[0, 0].tolist(), stretched[0, -1].tolist()) == ([0] * 3, [255] * 3)
     assert np.asarray(as_rgb(_half("F", -2.0, 2.0)))[0, -1].tolist() == [255] * 3
     assert np.asarray(as_rgb(Image.new("F", (1, 1), 100.0)))[0, 0].tolist() == [100] * 3
+
+
+# Independent references (NumPy and the standard library, not Pillow's conversions) for the colour modes.
+_RNG = np.random.default_rng(1)
+D50_XYZ_TO_LINEAR_SRGB = np.array(  # Bradford-adapted D50 -> sRGB (D65), Lindbloom
+    [[3.1338561, -1.6168667, -0.4906146], [-0.9787684, 1.9161415, 0.0334540], [0.0719453, -0.2289914, 1.4052427]]
+)
+
+
+def _lab_reference(px: np.ndarray) -> np.ndarray:
+    """Pillow's 8-bit LAB (L* scaled to 0-255, a* and b* offset by 128; D50) to sRGB."""
+    fy = (px[..., 0] * 100 / 255 + 16) / 116
+    f = np.stack([fy + (px[..., 1] - 128) / 500, fy, fy - (px[..., 2] - 128) / 200], axis=-1)
+    xyz = np.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * [0.96422, 1.0, 0.82521]
+    linear = np.clip(xyz @ D50_XYZ_TO_LINEAR_SRGB.T, 0, 1)
+    return 255 * np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def _premultiplied(channels: int) -> np.ndarray:
+    alpha = _RNG.integers(1, 256, (4, 4, 1))
+    return np.concatenate([_RNG.integers(0, alpha + 1, (4, 4, channels)), alpha], axis=-1)
+
+
+REFERENCE_MODES = {  # mode: (pixels (bands last), tolerance against the reference)
+    "YCbCr": (_RNG.integers(64, 192, (4, 4, 3)), 2),
+    "HSV": (_RNG.integers(0, 256, (4, 4, 3)), 1),
+    "LAB": (np.stack([_RNG.integers(80, 200, (4, 4)), *_RNG.integers(108, 148, (2, 4, 4))], axis=-1), 3),
+    "CMYK": (_RNG.integers(0, 256, (4, 4, 4)), 1),
+    "RGBa": (_premultiplied(3), 2),
+    "La": (_premultiplied(1), 2),
+}
+
+
+def _reference(mode: str, px: np.ndarray) -> np.ndarray:
+    p = px.astype(float)
+    if mode == "YCbCr":  # JFIF / ITU-R BT.601, full range
+        y, cb, cr = p[..., 0], p[..., 1] - 128, p[..., 2] - 128
+        return np.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], axis=-1)
+    if mode == "HSV":
+        return 255 * np.array([colorsys.hsv_to_rgb(*(v / 255)) for v in p.reshape(-1, 3)]).reshape(p.shape)
+    if mode == "LAB":
+        return _lab_reference(p)
+    if mode == "CMYK":
+        return (255 - p[..., :3]) * (255 - p[..., 3:]) / 255
+    colour = np.repeat(p[..., :1], 3, axis=-1) if mode == "La" else p[..., :3]
+    return colour + 255 - p[..., -1:]  # premultiplied colour over white
+
+
+@pytest.mark.parametrize("mode", REFERENCE_MODES)
+def test_colour_modes_match_an_independent_reference(mode: str) -> None:
+    pixels, tolerance = REFERENCE_MODES[mode]
+    image = Image.merge(mode, [Image.fromarray(band) for band in pixels.astype(np.uint8).transpose(2, 0, 1)])
+    got = np.asarray(as_rgb(image)).astype(float)
+    np.testing.assert_allclose(got, np.clip(_reference(mode, pixels), 0, 255), atol=tolerance)
+
+
+def test_an_rgb_image_with_a_transparent_colour_is_composited_over_white(tmp_path: Path) -> None:
+    pixels = np.array([[[10, 20, 30], [200, 100, 50]]], dtype=np.uint8)
+    path = tmp_path / "key.png"
+    Image.fromarray(pixels).save(path, transparency=(10, 20, 30))
+    with Image.open(path) as image:
+        assert image.mode == "RGB" and "transparency" in image.info
+        assert np.asarray(as_rgb(image)).tolist() == [[[255, 255, 255], [200, 100, 50]]]
+
+
+def _png48(pixels: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w, _ = pixels.shape
+    raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels)
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def test_a_48_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
+    pixels = _RNG.integers(0, 65536, (8, 8, 3)).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    path.write_bytes(_png48(pixels))
+    got = prepare_cache(_dataset([path]), 8, workers=1).images[0].astype(float)
+    np.testing.assert_allclose(got, pixels / 257, atol=1)
+
+
+ORIENTATIONS = {  # EXIF orientation: the displayed image from the stored pixels (TIFF 6.0 / Exif 2.3 definitions)
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+@pytest.mark.parametrize("orientation", ORIENTATIONS)
+def test_exif_orientation_turns_the_image_upright(orientation: int, tmp_path: Path) -> None:
+    stored = _RNG.integers(0, 256, (8, 16, 3)).astype(np.uint8)  # 16 wide, 8 high
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    path = tmp_path / "camera.png"
+    image.save(path, exif=exif)
+    shown = ORIENTATIONS[orientation](stored)
+    h, w = shown.shape[:2]
+    expected = shown[(h - 8) // 2 : (h + 8) // 2, (w - 8) // 2 : (w + 8) // 2]  # the centre square
+    np.testing.assert_array_equal(prepare_cache(_dataset([path]), 8, workers=1).images[0], expected)
+
+
+def test_a_portrait_jpeg_stored_sideways_is_cached_upright(tmp_path: Path) -> None:
+    stored = np.zeros((64, 128, 3), dtype=np.uint8)
+    stored[:, 64:] = 255  # stored: black left half, white right half; orientation 6 shows it black on top
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    path = tmp_path / "portrait.jpg"
+    image.save(path, exif=exif, quality=95)
+    row = prepare_cache(_dataset([path]), 16, workers=1).images[0].astype(int)
+    assert row[:7].mean() < 10 and row[9:].mean() > 245
 
 
 def test_jpeg_draft_keeps_the_largest_size_needed(tmp_path: Path) -> None:
