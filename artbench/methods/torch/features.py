@@ -14,6 +14,7 @@ Layout under ``<data home>/cache/<dataset>/features/``: ``<backbone>-<size>px-<l
 ``[N, D]``, rows in sample-table order, memory-mapped when read) and a sidecar ``.json`` holding the cache key,
 shape and the file's SHA-256. Both are written under temporary names, fsynced and renamed (the sidecar last, so it
 marks a complete file). A file whose sidecar is absent, holds another key or another checksum is rebuilt.
+:func:`cached_array` does this for any float16 array; SilkNet's frozen-trunk cache (:mod:`.trunk`) uses it too.
 Random weights (``weights=none``) are drawn once with torch seed 0: a fixed random feature extractor shared by
 all seeds, so that seeds differ only by the head.
 """
