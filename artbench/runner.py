@@ -62,7 +62,7 @@ from artbench.results.store import (
     seed_lock,
     write_tracking,
 )
-from artbench.tracking.mlflow import MlflowTracker, probe_tracking_uri
+from artbench.tracking.mlflow import MlflowTracker, check_local_store, probe_tracking_uri
 
 COMPARED = ("params", "split", "targets", "run.amp")
 """The parts of config.json that must be equal for a run to be resumed (compared as JSON values)."""
@@ -504,6 +504,8 @@ def run(
     configure_determinism(deterministic)
     _check_out_dir(out_dir)
     check_kinds(task, entry, method)
+    if tracking_uri:
+        check_local_store(tracking_uri)  # before the data is prepared
     ready = preflight.check([(task, method)], {preflight.task_key(task): data} if data else None)
     if tracking_uri:
         probe_tracking_uri(tracking_uri)

@@ -148,6 +148,18 @@ def _unwritable(db: Path) -> str | None:
     return None
 
 
+def check_local_store(uri: str) -> None:
+    """A SQLite store that MLflow could not write is an error naming the path and the way out (milliseconds, where
+    MLflow retries for about 100 s or fails at its first write); other URIs are not touched."""
+    db = sqlite_file(uri)
+    reason = _unwritable(db) if db is not None else None
+    if reason:
+        raise ArtbenchError(
+            f"cannot write the MLflow store {str(db)!r}: {reason}; make it writable, choose another --out or "
+            "--tracking-uri, or pass --tracking-uri none"
+        )
+
+
 def probe_tracking_uri(uri: str, timeout: float = 10.0) -> None:
     """Fail fast when nothing answers at an HTTP tracking URI (MLflow itself would retry for minutes) or when a
     SQLite store cannot be written (MLflow would retry for about 100 s, or fail at the first write).
@@ -162,15 +174,7 @@ def probe_tracking_uri(uri: str, timeout: float = 10.0) -> None:
             f"tracking URI {uri!r} is a plain path; MLflow 3 wants a database such as sqlite:///{store} "
             "or a server URL such as http://127.0.0.1:5000"
         )
-    db = sqlite_file(uri)
-    if db is not None:
-        reason = _unwritable(db)
-        if reason:
-            raise ArtbenchError(
-                f"cannot write the MLflow store {str(db)!r}: {reason}; make it writable, choose another --out or "
-                "--tracking-uri, or pass --tracking-uri none"
-            )
-        return
+    check_local_store(uri)
     if not uri.startswith(("http:", "https:")):
         return
     try:
