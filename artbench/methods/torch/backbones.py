@@ -86,10 +86,6 @@ def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
     weights = IMAGENET_WEIGHTS[name]
     file = imagenet_weights_file(name)
     if not file.is_file():
-        try:
-            return weights.get_state_dict(progress=False, check_hash=True)
-        except Exception as exc:  # any download, hash or cache failure
-            raise ArtbenchError(
         if not downloads_allowed():
             raise MissingPrerequisite(
                 "weights",
@@ -98,6 +94,10 @@ def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
                 fetch=lambda: imagenet_state_dict(name),
                 fetching=f"downloading the ImageNet weights for {name} from {weights.url} to {file}",
             )
+        try:
+            return weights.get_state_dict(progress=False, check_hash=True)
+        except Exception as exc:  # any download, hash or cache failure
+            raise ArtbenchError(
                 f"ImageNet weights for {name} are not in torchvision's cache and could not be downloaded "
                 f"({type(exc).__name__}): place {file.name} (from {weights.url}) at {file} (the cache follows "
                 "$TORCH_HOME), or use weights=none (random init) or weights=<path to a state dict>"
