@@ -276,6 +276,15 @@ def close_dead_runs(tracking_uri: str) -> int:
         return _close_dead_runs(client, [e.experiment_id for e in client.search_experiments()])
 
 
+_NOISE = ("(Background on this error", "[SQL", "[parameters", "(raised as a result of Query-invoked autoflush")
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, without SQLAlchemy's SQL, parameters and help links, at most ~200 characters."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.startswith(_NOISE)]
+    return f"{type(exc).__name__}: {' '.join(lines)[:200]}"
+
+
 def _chunks(items: list, size: int) -> Iterable[list]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -314,7 +323,7 @@ class MlflowTracker:
                         self._follow_copied_store(found.artifact_location, location)
             except Exception as exc:
                 raise ArtbenchError(
-                    f"cannot reach MLflow tracking at {tracking_uri!r} ({type(exc).__name__}: {str(exc)[:200]}); "
+                    f"cannot reach MLflow tracking at {tracking_uri!r} ({_one_line(exc)}); "
                     "check --tracking-uri / MLFLOW_TRACKING_URI"
                 ) from None
             self._attempt(
@@ -345,7 +354,7 @@ class MlflowTracker:
             with quiet_mlflow():
                 action()
         except Exception as exc:
-            self.lost = f"{type(exc).__name__}: {str(exc)[:200]}"
+            self.lost = _one_line(exc)
             console.print(
                 f"[yellow]warning:[/] MLflow logging stopped: could not {what} ({self.lost}); "
                 "results are still written to disk",

@@ -103,6 +103,7 @@ def test_a_store_that_turns_read_only_mid_run_warns_in_one_line(tmp_path: Path, 
     err = capfd.readouterr().err
     assert err.startswith("warning: MLflow logging stopped: could not start the run (")
     assert err.endswith("results are still written to disk\n")
+    assert err.count("\n") == 1
     assert "Traceback" not in err and "mlflow.store" not in err and "[SQL" not in err
     assert tracker.lost is not None
 
