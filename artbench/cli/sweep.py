@@ -142,7 +142,7 @@ def sweep_run(
         sweep_status,
         wait_for,
     )
-    from artbench.tracking.mlflow import default_tracking_uri, probe_tracking_uri
+    from artbench.tracking.mlflow import check_local_store, default_tracking_uri, probe_tracking_uri
 
     slurm_given = [
         name
@@ -194,6 +194,8 @@ def sweep_run(
         from artbench.core.device import resolve_device
 
         hardware = device_name(torch.device("cuda", 0) if gpu_list else resolve_device(request.device))
+    if request.tracking_uri and not dry_run:
+        check_local_store(request.tracking_uri)  # before plan_sweep prepares the data
     queued = queued_slurm_seeds(request.out_dir, request.sweep_id) if executor == "slurm" else {}
     plan = plan_sweep(request, hardware, queued)
     _show_plan(plan, executor, gpu_list)

@@ -78,6 +78,18 @@ def test_unwritable_store_folder_is_a_one_line_error_before_data_preparation(
     assert not (folder / "m.db").exists()
 
 
+def test_a_sweep_into_a_read_only_store_is_a_one_line_error_before_data_preparation(
+    tiny_task: Path, tmp_path: Path, capsys, no_data_preparation: None
+) -> None:
+    db = tmp_path / "mlflow.db"
+    MlflowTracker(_store(db), "tiny-synth")
+    with read_only(db):
+        args = ["--task", str(tiny_task), "--method", "mtl", "--seeds", "1", "--out", str(tmp_path), "--device", "cpu"]
+        code, _, err = run_cli(capsys, "sweep", "run", *args)
+    assert code == 2 and err.startswith(f"error: cannot write the MLflow store '{db}'") and err.count("\n") == 1
+    assert not (tmp_path / "tiny-synth").exists()
+
+
 def test_read_only_store_file_is_a_one_line_error_before_data_preparation(
     tiny_task: Path, tmp_path: Path, capsys, no_data_preparation: None
 ) -> None:
