@@ -118,20 +118,23 @@ def sqlite_file(uri: str) -> Path | None:
 
 
 def _unwritable(db: Path) -> str | None:
-    """Why MLflow could not write the SQLite store ``db`` (None: it can). A missing file is created, with its
-    folders, by MLflow; an existing one needs write access to itself and to its folder (SQLite's journal), and is
-    tried with a write that is rolled back."""
+    """Why MLflow could not write the SQLite store ``db``, with the fix where there is one (None: it can). A missing
+    file is created, with its folders, by MLflow; an existing one needs write access to itself and to its folder
+    (SQLite's journal), and is tried with a write that is rolled back."""
+    if db.is_symlink() and not db.exists():
+        return f"{db} is a broken symbolic link (to {os.readlink(db)})"
     if not db.exists():
         existing = next(p for p in db.parents if p.exists())
         if not existing.is_dir():
             return f"{existing} is a file, not a folder"
-        return None if os.access(existing, os.W_OK | os.X_OK) else f"the folder {existing} is not writable"
+        writable = os.access(existing, os.W_OK | os.X_OK)
+        return None if writable else f"the folder {existing} is not writable (make it writable)"
     if not db.is_file():
         return f"{db} is not a file"
     if not os.access(db, os.R_OK | os.W_OK):
-        return f"the file {db} is read-only"
+        return f"the file {db} is read-only (make it writable)"
     if not os.access(db.parent, os.W_OK | os.X_OK):
-        return f"the folder {db.parent} is not writable (SQLite writes its journal there)"
+        return f"the folder {db.parent} is not writable (SQLite writes its journal there; make it writable)"
     try:
         with closing(sqlite3.connect(f"{db.as_uri()}?mode=rw", uri=True, timeout=30, isolation_level=None)) as con:
             con.execute("BEGIN IMMEDIATE")
@@ -155,8 +158,8 @@ def check_local_store(uri: str) -> None:
     reason = _unwritable(db) if db is not None else None
     if reason:
         raise ArtbenchError(
-            f"cannot write the MLflow store {str(db)!r}: {reason}; make it writable, choose another --out or "
-            "--tracking-uri, or pass --tracking-uri none"
+            f"cannot write the MLflow store {str(db)!r}: {reason}; choose another --out or --tracking-uri, "
+            "or pass --tracking-uri none"
         )
 
 

@@ -73,7 +73,7 @@ def test_unwritable_store_folder_is_a_one_line_error_before_data_preparation(
         seconds = time.monotonic() - started
     assert code == 2
     assert err.startswith("error: cannot write the MLflow store") and err.count("\n") == 1
-    assert f"the folder {folder} is not writable" in err and "--tracking-uri none" in err
+    assert f"the folder {folder} is not writable (make it writable)" in err and "--tracking-uri none" in err
     assert seconds < 10  # MLflow alone retried for about 100 s
     assert not (folder / "m.db").exists()
 
@@ -99,10 +99,30 @@ def test_read_only_store_file_is_a_one_line_error_before_data_preparation(
         code, _, err = run_quick(capsys, tiny_task, "mtl", tmp_path)
     assert code == 2
     assert err == (
-        f"error: cannot write the MLflow store '{db}': the file {db} is read-only; make it writable, choose another "
-        "--out or --tracking-uri, or pass --tracking-uri none\n"
+        f"error: cannot write the MLflow store '{db}': the file {db} is read-only (make it writable); choose "
+        "another --out or --tracking-uri, or pass --tracking-uri none\n"
     )
     assert not (tmp_path / "tiny-synth").exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda db: db.write_bytes(b"random bytes, not SQLite" * 100), "is not an SQLite database"),
+        (lambda db: db.mkdir(), "is not a file"),
+        (lambda db: db.symlink_to(db.parent / "gone" / "x.db"), "is a broken symbolic link"),
+    ],
+)
+def test_a_store_mlflow_cannot_open_is_a_one_line_error(
+    tiny_task: Path, tmp_path: Path, capsys, no_data_preparation: None, make, reason: str
+) -> None:
+    db = tmp_path / "mlflow.db"
+    make(db)
+    started = time.monotonic()
+    code, _, err = run_quick(capsys, tiny_task, "mtl", tmp_path / "out", "--tracking-uri", _store(db))
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"cannot write the MLflow store '{db}': {db} {reason}" in err
+    assert time.monotonic() - started < 10
 
 
 def test_a_store_that_turns_read_only_mid_run_warns_in_one_line(tmp_path: Path, capfd) -> None:
