@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from artbench.cli.common import OutOpt, PluginOpt, load_plugins, out
+from artbench.cli.common import PluginOpt, load_plugins, out
 from artbench.core.errors import ArtbenchError
 
 if TYPE_CHECKING:
@@ -60,7 +60,12 @@ def bench(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="With --protocol: override a method parameter, key=value.")
     ] = None,
-    out_dir: OutOpt = Path("artbench-out"),
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="With --protocol: the results folder whose earlier complete runs give the epochs per seed."
+        ),
+    ] = Path("artbench-out"),
     plugin: PluginOpt = None,
 ) -> None:
     """Training throughput (images/s) of the real pipeline vs a model-only loop, and their ratio.
