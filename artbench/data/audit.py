@@ -34,6 +34,7 @@ from PIL import Image, UnidentifiedImageError
 
 from artbench.core.dataset import DATASETS, SPLITS
 from artbench.core.progress import progress_bar
+from artbench.data.cache import upright
 
 KINDS = ("same_name", "exact", "near")
 PAIR_COLUMNS = ("kind", "split_a", "split_b", "group_a", "group_b", "image_a", "image_b", "distance")
@@ -101,7 +102,7 @@ def _hash_file(path: str) -> tuple[str | None, int | None]:
     try:
         with Image.open(path) as img:
             img.draft("L", (4 * DOWNSCALE, 4 * DOWNSCALE))  # JPEG: decode at a reduced scale, enough for 32 px
-            return digest, phash(img)
+            return digest, phash(upright(img))
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return digest, None
 

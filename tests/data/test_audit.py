@@ -40,6 +40,21 @@ def test_phash_survives_reencoding_but_tells_pictures_apart() -> None:
     assert min(distinct) > 2 * audit.DEFAULT_THRESHOLD
 
 
+def test_a_copy_stored_sideways_with_an_exif_orientation_is_a_near_duplicate(tmp_path) -> None:
+    """A camera's copy stored rotated, with EXIF orientation 6 ("rotate 90° clockwise to view"), shows the same
+    picture: hashed upright, it is a near pair; hashed as stored, it would not be."""
+    picture = make.smooth_image(np.random.default_rng(1), 64)
+    picture.save(tmp_path / "a.jpg", quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    picture.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "b.jpg", quality=95, exif=exif)
+    hashes = audit.hash_images([str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")], workers=1)
+    a, b = hashes.phashes
+    assert audit.hamming(int(a), int(b)) <= audit.DEFAULT_THRESHOLD
+    stored = audit.phash(Image.open(tmp_path / "b.jpg"))
+    assert audit.hamming(int(a), stored) > audit.DEFAULT_THRESHOLD
+
+
 def test_close_hashes_blockwise_equal_brute_force(monkeypatch) -> None:
     rng = np.random.default_rng(1)
     base = rng.integers(0, 2**63, 40, dtype=np.uint64)
