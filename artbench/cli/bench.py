@@ -216,7 +216,7 @@ def _protocol(recipe: Path, task: TaskSpec, device: str, set_options: list[str],
             source = "observed" if observed is not None else "max_epochs"
             epochs_cell = f"{epochs:.1f} ({source})"
             hours = seeds * epochs * timing.seconds_per_epoch / 3600
-            per_epoch = f"{timing.seconds_per_epoch:.2f}"
+            per_epoch = f"{timing.seconds_per_epoch:.3g}"
         total += hours
         first = f"{timing.first_epoch_seconds:.1f}"
         table.add_row(name, per_epoch, first, epochs_cell, str(seeds), f"{hours:.3g}")

@@ -48,7 +48,7 @@ def test_bench_protocol_times_every_method_of_the_recipe(tiny_task: Path, tmp_pa
     assert "1.0 (observed)" in rows["mtl"] and "2.0 (max_epochs)" in rows["mtl_fo"]  # the tiny task's max_epochs
     cells = [c.strip() for c in rows["mtl"].split("│")[1:-1]]
     seconds, seeds, hours = float(cells[1]), int(cells[4]), float(cells[5])
-    assert seeds == 5 and hours == pytest.approx(seeds * 1.0 * seconds / 3600, rel=0.01, abs=1e-6)
+    assert seeds == 5 and hours == pytest.approx(seeds * 1.0 * seconds / 3600, rel=0.011)  # 3 significant digits
     assert re.search(r"protocol\s+│.*│\s+[\d.e-]+ h\s+│", out)
 
 
