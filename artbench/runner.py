@@ -113,6 +113,8 @@ class RunOutcome:
     """The seeds this call trained (empty when a resumed run had nothing left to do)."""
     seeds_busy: list[int] = field(default_factory=list)
     """Seeds skipped because another process was training them."""
+    tracking_lost: str | None = None
+    """Why MLflow logging stopped part-way (None: it did not, or tracking was off)."""
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -602,7 +604,10 @@ def run(
                     _close_parent_run(tracker, writer, state, ended, seeds)
         except KeyboardInterrupt:  # a second Ctrl-C while the summary or MLflow closes: the seeds are on disk
             raise RunInterrupted(run_dir, list(state["seeds_completed"])) from None
-    return RunOutcome(run_dir, state["status"], state["seeds_completed"], state["metrics"], target_names, trained, busy)
+    lost = tracker.lost if tracker is not None else None
+    return RunOutcome(
+        run_dir, state["status"], state["seeds_completed"], state["metrics"], target_names, trained, busy, lost
+    )
 
 
 def summary_rows(

@@ -340,6 +340,7 @@ def test_mlflow_going_away_mid_run_stops_logging_but_not_training(
     code, out, err = run_quick(capsys, tiny_task, "mtl", tmp_path, "--seeds", "3")
     assert code == 0 and "overall" in out
     assert err.count("MLflow logging stopped") == 1 and "could not log epoch 1" in err
+    assert "logging stopped part-way (ConnectionError: server went away)" in " ".join(out.split())
     assert server["failed_calls"] == 1  # no further attempts after the first failure
     server["down"] = False
     run_dir = _run_dirs(tmp_path, "mtl")[0]

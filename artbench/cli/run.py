@@ -160,7 +160,9 @@ def run(
     if outcome.seeds_busy:
         out.print(f"seed(s) {_seed_list(outcome.seeds_busy)} are being trained by another process; status incomplete")
     out.print(f"results: {outcome.run_dir}")
-    if uri != "none":
+    if uri != "none" and outcome.tracking_lost:
+        out.print(f"MLflow:  {uri}: logging stopped part-way ({outcome.tracking_lost}); the results folder is complete")
+    elif uri != "none":
         out.print(f"MLflow:  {uri} (experiment '{task_spec.name}')")
 
 
