@@ -29,6 +29,8 @@ class TrunkSource:
 
     values: torch.Tensor | np.ndarray
     """float16 ``[N, H, W, C]``: a tensor on the training device, or a memory-mapped array on disk."""
+    scale: float = 1.0
+    """The outputs are ``values`` times ``scale`` (a power of two)."""
 
     def on_device(self, index: np.ndarray, device: torch.device) -> torch.Tensor | None:
         """The rows ``index`` as an NHWC tensor when the values are resident on ``device``, else None."""
@@ -115,8 +117,14 @@ def iterate_batches(
                 [y.to(device, non_blocking=True) for y in ys],
                 {k: v.to(device, non_blocking=True) for k, v in features.items()},
                 index,
-                None if trunk_rows is None else _nchw(trunk_rows.to(device, non_blocking=True), channels_last),
+                None if trunk_rows is None else _trunk_input(trunk_rows, trunk.scale, device, channels_last),
             )
+
+
+def _trunk_input(rows: torch.Tensor, scale: float, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """Float16 NHWC trunk rows as the float32 NCHW input of the trainable layers (times ``scale``)."""
+    x = _nchw(rows.to(device, non_blocking=True), channels_last)
+    return x * scale if scale != 1.0 else x
 
 
 def _nchw(nhwc: torch.Tensor, channels_last: bool) -> torch.Tensor:

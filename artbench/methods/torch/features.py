@@ -119,47 +119,48 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _valid(file: Path, sidecar: Path, key: dict[str, Any], what: str) -> bool:
-    """Whether ``file`` is a complete cache for ``key``: sidecar present with the same key, shape and checksum."""
+def _valid(file: Path, sidecar: Path, key: dict[str, Any], what: str) -> dict[str, Any] | None:
+    """The sidecar of ``file`` when it is a complete cache for ``key`` (sidecar present with the same key, shape and
+    checksum), else None."""
     if not (file.is_file() and sidecar.is_file()):
-        return False
+        return None
     st = file.stat()
-    if _verified.get(file) == (st.st_mtime_ns, st.st_size):
-        return True
     try:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        if _verified.get(file) == (st.st_mtime_ns, st.st_size) and meta.get("key") == key:
+            return meta
         array = np.load(file, mmap_mode="r")
     except (OSError, ValueError, EOFError):
         console.print(f"[yellow]warning:[/] {what} {file.name} is unreadable; recomputing it")
-        return False
+        return None
     if meta.get("key") != key or list(array.shape) != meta.get("shape") or array.dtype != np.float16:
         console.print(f"[yellow]warning:[/] {what} {file.name} is stale; recomputing it")
-        return False
+        return None
     if file_sha256(file) != meta.get("sha256"):
         console.print(f"[yellow]warning:[/] {what} {file.name} is damaged (checksum mismatch); recomputing it")
-        return False
+        return None
     _verified[file] = (st.st_mtime_ns, st.st_size)
-    return True
+    return meta
 
 
 def cached_array(
-    file: Path, key: dict[str, Any], compute: Callable[[Path], tuple[int, ...]], what: str, computed_on: str
-) -> bool:
+    file: Path, key: dict[str, Any], compute: Callable[[Path], dict[str, Any]], what: str, computed_on: str
+) -> tuple[bool, dict[str, Any]]:
     """Make ``file`` (a float16 ``.npy``, with its ``.json`` sidecar) hold the array of ``key``; return whether it
-    was computed now (False: the file on disk was sound). ``compute(tmp)`` writes the array to the memory map
-    ``tmp`` and returns its shape; the file and its sidecar are written under temporary names, fsynced and renamed,
-    the sidecar last (module docstring)."""
+    was computed now (False: the file on disk was sound) and the sidecar. ``compute(tmp)`` writes the array to the
+    memory map ``tmp`` and returns its ``shape`` and any other entries for the sidecar; the file and its sidecar are
+    written under temporary names, fsynced and renamed, the sidecar last (module docstring)."""
     folder, sidecar = file.parent, file.with_suffix(".json")
-    if _valid(file, sidecar, key, what):
-        return False
+    meta = _valid(file, sidecar, key, what)
+    if meta is not None:
+        return False, meta
     folder.mkdir(parents=True, exist_ok=True)
     token = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"  # concurrent runs never write one file together
     tmp, tmp_sidecar = folder / f"{file.stem}.{token}.tmp.npy", folder / f"{file.stem}.{token}.tmp.json"
     try:
-        shape = compute(tmp)
+        computed = compute(tmp)
         _fsync(tmp)
-        meta = {"key": key, "shape": list(shape), "dtype": "float16", "sha256": file_sha256(tmp)}
-        meta["computed_on"] = computed_on
+        meta = {"key": key, **computed, "dtype": "float16", "sha256": file_sha256(tmp), "computed_on": computed_on}
         tmp_sidecar.write_text(json.dumps(meta, indent=2))
         _fsync(tmp_sidecar)
         os.replace(tmp, file)
@@ -170,7 +171,7 @@ def cached_array(
         tmp_sidecar.unlink(missing_ok=True)
     st = file.stat()
     _verified[file] = (st.st_mtime_ns, st.st_size)
-    return True
+    return True, meta
 
 
 def check_float16(values: torch.Tensor, what: str) -> None:
@@ -184,7 +185,7 @@ def check_float16(values: torch.Tensor, what: str) -> None:
 @torch.no_grad()
 def _compute(
     data: TaskData, backbone: str, weights: str, image_size: int, ctx: RunContext, batch_size: int, tmp: Path
-) -> tuple[int, int]:
+) -> dict[str, Any]:
     """Write the features of every image to the float16 memory map ``tmp``; return its shape."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_INIT_SEED)
@@ -207,7 +208,7 @@ def _compute(
     out.flush()
     shape = out.shape
     del out
-    return shape
+    return {"shape": list(shape)}
 
 
 def cached_features(
@@ -225,7 +226,7 @@ def cached_features(
     stem = f"{backbone}-{image_size}px-{LAYER}-{_key_hash(key)}"
     file = folder / f"{stem}.npy"
     bf16 = ctx.device.type == "cuda" and ctx.amp
-    built = cached_array(
+    built, _ = cached_array(
         file,
         key,
         lambda tmp: _compute(data, backbone, resolved, image_size, ctx, batch_size, tmp),

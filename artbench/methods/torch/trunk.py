@@ -8,7 +8,11 @@ every epoch, method and seed that share the trunk; the validation criterion and 
 the x' of L_slf (eq. 8), a fresh random transform of each image, still goes through the trunk, forward only.
 
 This is an implementation choice (SilkNet's ``precompute_trunk``): it changes the numbers only by the float16
-rounding of the trunk's outputs (ResNet-152 at 224 px: ``[1024, 14, 14]``, 392 KiB per image).
+rounding of the trunk's outputs (ResNet-152 at 224 px: ``[1024, 14, 14]``, 392 KiB per image). Outputs beyond
+float16's range (a randomly initialised ResNet-152 whose frozen BatchNorm layers keep their initial statistics
+reaches 1e8) are stored divided by a power of two, ``scale`` in the sidecar, the smallest that brings them under
+:data:`FLOAT16_LIMIT`; dividing by a power of two is exact, only values below ``scale``·2^-14 lose relative
+precision (absolute error at most ``scale``·2^-25).
 
 Cache: ``<data home>/cache/<dataset>/trunk/<backbone>-<size>px-d<depth>-<key hash>.npy`` (float16 ``[N, H, W, C]``,
 rows in sample-table order) with the checksummed sidecar of :func:`.features.cached_array` (temporary names, fsync,
@@ -42,7 +46,7 @@ from artbench.core.progress import console, progress_bar
 from artbench.data.task_data import TaskData
 from artbench.methods.base import RunContext
 from artbench.methods.torch.batches import TrunkSource, iterate_batches, normalise
-from artbench.methods.torch.features import cached_array, check_float16
+from artbench.methods.torch.features import cached_array
 from artbench.methods.torch.network import SilkNet
 from artbench.methods.torch.trainer import autocast
 
@@ -53,6 +57,8 @@ GPU_SHARE = 0.5
 """Largest share of the free GPU memory that a resident trunk may take."""
 DISK_MARGIN = 1 << 30
 """Free disk space left after a trunk file is written."""
+FLOAT16_LIMIT = 2.0**15
+"""Largest magnitude stored (float16's largest finite value is 65504)."""
 
 _resident: dict[str, Any] = {}
 """The trunk loaded for training in this process: ``path``, ``device`` and ``source`` (one at a time)."""
@@ -62,6 +68,8 @@ _resident: dict[str, Any] = {}
 class TrunkCache:
     path: Path
     """The float16 ``[N, H, W, C]`` file."""
+    scale: float
+    """The stored values times ``scale`` (a power of two, 1 unless the outputs exceed float16's range)."""
     built: bool
     """Whether this call computed it (False: read from disk)."""
     seconds: float
@@ -134,8 +142,9 @@ def _make_room(folder: Path, keep: Path, nbytes: int) -> None:
 @torch.no_grad()
 def _compute(
     data: TaskData, model: SilkNet, image_size: int, ctx: RunContext, batch_size: int, channels_last: bool, tmp: Path
-) -> tuple[int, ...]:
-    """Write the trunk output of every image to the float16 memory map ``tmp`` (NHWC); return its shape."""
+) -> dict[str, Any]:
+    """Write the trunk output of every image to the float16 memory map ``tmp`` (NHWC), divided by the power of two
+    ``scale`` (module docstring); return its shape and ``scale``."""
     cache = data.images(image_size)
     n = len(cache.images)
     probe = torch.from_numpy(np.array(cache.images[:1])).to(ctx.device).permute(0, 3, 1, 2).float()
@@ -144,18 +153,30 @@ def _compute(
     shape = (n, h, w, c)
     _make_room(tmp.parent, tmp, int(np.prod(shape)) * 2)
     out = np.lib.format.open_memmap(tmp, "w+", np.float16, shape)
-    what = f"the frozen-trunk outputs of {data.dataset.name}"
+    scale = 1.0
     with progress_bar(transient=True) as bar:
         task = bar.add_task(f"{ctx.description} · frozen trunk {image_size}px", total=n)
         for batch in iterate_batches(cache, [], np.arange(n), batch_size, ctx.device, channels_last=channels_last):
             with autocast(ctx.device, ctx.amp):
                 values = model.trunk(normalise(batch.images)).permute(0, 2, 3, 1).float()
-            check_float16(values, what)
-            out[batch.index] = values.half().cpu().numpy()
+            if not torch.isfinite(values).all():
+                raise ArtbenchError(
+                    f"the frozen-trunk outputs of {data.dataset.name} are not finite; check the weights, or set "
+                    "precompute_trunk=false"
+                )
+            needed = scale
+            while float(values.abs().max()) / needed > FLOAT16_LIMIT:
+                needed *= 2.0
+            if needed > scale:  # rows written so far (batches come in row order): divide them too, exactly
+                for s in range(0, int(batch.index[0]), batch_size):
+                    rows = slice(s, min(s + batch_size, int(batch.index[0])))
+                    out[rows] = (out[rows].astype(np.float32) * (scale / needed)).astype(np.float16)
+                scale = needed
+            out[batch.index] = (values / scale).half().cpu().numpy()
             bar.advance(task, len(batch.index))
     out.flush()
     del out
-    return shape
+    return {"shape": list(shape), "scale": scale}
 
 
 def cached_trunk(
@@ -177,7 +198,7 @@ def cached_trunk(
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     folder = data_home() / "cache" / data.dataset.name / "trunk"
     file = folder / f"{backbone}-{image_size}px-d{model.trunk_depth}-{digest}.npy"
-    built = cached_array(
+    built, meta = cached_array(
         file,
         key,
         lambda tmp: _compute(data, model, image_size, ctx, batch_size, channels_last, tmp),
@@ -189,7 +210,7 @@ def cached_trunk(
     if built and os.environ.get("ARTBENCH_QUIET") != "1":
         size = file.stat().st_size
         console.print(f"frozen trunk of {data.dataset.name}: {size / 1e9:.2f} GB in {seconds:.1f} s", highlight=False)
-    return TrunkCache(file, built, seconds)
+    return TrunkCache(file, float(meta.get("scale", 1.0)), built, seconds)
 
 
 def trunk_source(trunk: TrunkCache, device: torch.device) -> TrunkSource:
@@ -199,7 +220,7 @@ def trunk_source(trunk: TrunkCache, device: torch.device) -> TrunkSource:
         return _resident["source"]
     _resident.clear()
     values = np.load(trunk.path, mmap_mode="r")
-    source = TrunkSource(values)
+    source = TrunkSource(values, trunk.scale)
     if device.type == "cuda":
         torch.cuda.empty_cache()
         free, _ = torch.cuda.mem_get_info(device)
@@ -208,6 +229,6 @@ def trunk_source(trunk: TrunkCache, device: torch.device) -> TrunkSource:
             step = max(1, (256 << 20) // max(values[0].nbytes, 1))  # 256 MiB at a time through host memory
             for s in range(0, len(values), step):
                 resident[s : s + step].copy_(torch.from_numpy(np.ascontiguousarray(values[s : s + step])))
-            source = TrunkSource(resident)
+            source = TrunkSource(resident, trunk.scale)
     _resident.update(path=trunk.path, device=device, source=source)
     return source

@@ -19,7 +19,7 @@ from artbench.data.task_data import prepare_task
 from artbench.methods import METHODS, RunContext
 from artbench.methods.torch import features, trainer
 from artbench.methods.torch.backbones import build_backbone
-from artbench.methods.torch.batches import TrunkSource, normalise
+from artbench.methods.torch.batches import TrunkSource, iterate_batches, normalise
 from artbench.methods.torch.network import SilkNet
 from artbench.methods.torch.objective import SilkNetObjective
 from artbench.methods.torch.trunk import TrunkCache, cached_trunk, trunk_source
@@ -105,6 +105,46 @@ def test_the_trunk_cache_matches_the_trunk_and_is_rebuilt_when_damaged_or_stale(
     features._verified.clear()
     assert cached_trunk(tiny_data, model, "tiny_cnn", 32, ctx).built
     assert "stale" in "".join(capsys.readouterr())
+
+
+def test_outputs_beyond_float16_are_stored_divided_by_a_power_of_two(tiny_data, monkeypatch) -> None:
+    """From the third batch on the trunk's outputs reach ~1e7 (as a random ResNet-152's do): every row, the earlier
+    ones included, is stored divided by one power of two, and the batches give the outputs back."""
+    ctx = RunContext(torch.device("cpu"), amp=False)
+    model = _network(seed=21)
+    images = torch.from_numpy(np.array(tiny_data.images(32).images)).permute(0, 3, 1, 2).float() / 255
+    plain = model.trunk(normalise(images)).permute(0, 2, 3, 1).numpy()
+    trunk, calls = SilkNet.trunk, {"n": 0}
+
+    def growing(self: SilkNet, x: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1  # call 1 is the shape probe, calls 2, 3, ... the batches of 100 rows
+        return trunk(self, x) * (1e6 if calls["n"] >= 4 else 1.0)
+
+    monkeypatch.setattr(SilkNet, "trunk", growing)
+    cache = cached_trunk(tiny_data, model, "tiny_cnn", 32, ctx, batch_size=100)
+    assert cache.scale > 1 and cache.scale == 2.0 ** round(np.log2(cache.scale))
+    expected = plain * np.where(np.arange(len(plain)) >= 200, 1e6, 1.0)[:, None, None, None]
+    stored = np.load(cache.path).astype(np.float32) * cache.scale
+    np.testing.assert_allclose(stored, expected, rtol=1e-3, atol=cache.scale * 2.0**-24)
+    source = trunk_source(cache, torch.device("cpu"))
+    (batch,) = iterate_batches(ImageCache(np.zeros((400, 1, 1, 3), np.uint8)), [], np.arange(190, 210), 20,
+                               torch.device("cpu"), trunk=source, images=False)  # fmt: skip
+    np.testing.assert_allclose(batch.trunk.permute(0, 2, 3, 1).numpy(), stored[190:210], rtol=1e-6)
+
+
+def test_a_trunk_resident_on_the_device_gives_the_batches_of_the_memory_map() -> None:
+    values = np.random.default_rng(0).standard_normal((30, 2, 2, 4)).astype(np.float16)
+    cache, cpu = ImageCache(np.zeros((30, 1, 1, 3), np.uint8)), torch.device("cpu")
+    batches = {}
+    for name, source in (
+        ("mapped", TrunkSource(values, 4.0)),
+        ("resident", TrunkSource(torch.from_numpy(values), 4.0)),
+    ):
+        rng = np.random.default_rng(1)
+        batches[name] = list(iterate_batches(cache, [], np.arange(30), 8, cpu, rng=rng, trunk=source, images=False))
+    for a, b in zip(batches["mapped"], batches["resident"], strict=True):
+        assert a.images is None and np.array_equal(a.index, b.index) and torch.equal(a.trunk, b.trunk)
+        assert torch.equal(a.trunk, torch.from_numpy(values[a.index]).permute(0, 3, 1, 2).float() * 4)
 
 
 def test_old_trunks_beyond_the_budget_are_removed(tiny_data, monkeypatch) -> None:
@@ -208,6 +248,6 @@ def test_a_resident_trunk_is_reused_and_replaced(tmp_path: Path) -> None:
     np.save(a, np.zeros((2, 1, 1, 3), np.float16))
     np.save(b, np.ones((2, 1, 1, 3), np.float16))
     cpu = torch.device("cpu")
-    first = trunk_source(TrunkCache(a, False, 0.0), cpu)
-    assert trunk_source(TrunkCache(a, False, 0.0), cpu) is first
-    assert float(np.asarray(trunk_source(TrunkCache(b, False, 0.0), cpu).values).sum()) == 6.0
+    first = trunk_source(TrunkCache(a, 1.0, False, 0.0), cpu)
+    assert trunk_source(TrunkCache(a, 1.0, False, 0.0), cpu) is first
+    assert float(np.asarray(trunk_source(TrunkCache(b, 1.0, False, 0.0), cpu).values).sum()) == 6.0
