@@ -209,7 +209,8 @@ def cached_trunk(
     seconds = time.perf_counter() - start
     if built and os.environ.get("ARTBENCH_QUIET") != "1":
         size = file.stat().st_size
-        console.print(f"frozen trunk of {data.dataset.name}: {size / 1e9:.2f} GB in {seconds:.1f} s", highlight=False)
+        amount = f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
+        console.print(f"frozen trunk of {data.dataset.name}: {amount} in {seconds:.1f} s", highlight=False)
     return TrunkCache(file, float(meta.get("scale", 1.0)), built, seconds)
 
 
