@@ -37,6 +37,7 @@ import torch
 from artbench.core.dataset import data_home
 from artbench.core.errors import ArtbenchError
 from artbench.core.progress import console, progress_bar
+from artbench.data.cache import CACHE_FORMAT
 from artbench.data.task_data import TaskData
 from artbench.methods.base import RunContext
 from artbench.methods.torch.backbones import IMAGENET_WEIGHTS, XCEPTION_TIMM_NAME, build_backbone, resolve_weights
@@ -99,6 +100,7 @@ def feature_key(data: TaskData, backbone: str, weights: str, image_size: int) ->
         "format": FORMAT_VERSION,
         "dataset": data.dataset.name,
         "fingerprint": data.dataset.fingerprint,
+        "image_cache_format": CACHE_FORMAT,  # how images are decoded (EXIF orientation, alpha) changes the input
         "num_images": len(data.dataset.table),
         "backbone": backbone,
         "weights": weights_identity(backbone, weights),

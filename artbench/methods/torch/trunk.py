@@ -43,6 +43,7 @@ import torch
 from artbench.core.dataset import data_home
 from artbench.core.errors import ArtbenchError
 from artbench.core.progress import console, progress_bar
+from artbench.data.cache import CACHE_FORMAT
 from artbench.data.task_data import TaskData
 from artbench.methods.base import RunContext
 from artbench.methods.torch.batches import TrunkSource, iterate_batches, normalise
@@ -97,6 +98,7 @@ def trunk_key(data: TaskData, model: SilkNet, backbone: str, image_size: int, ct
         "format": FORMAT_VERSION,
         "dataset": data.dataset.name,
         "fingerprint": data.dataset.fingerprint,
+        "image_cache_format": CACHE_FORMAT,  # how images are decoded (EXIF orientation, alpha) changes the input
         "num_images": len(data.dataset.table),
         "image_size": image_size,
         "backbone": backbone,

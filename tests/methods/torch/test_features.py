@@ -66,6 +66,17 @@ def test_key_follows_the_weights(data: TaskData, tmp_path: Path) -> None:
     assert trained.path != random.path and not np.array_equal(trained.features[:5], random.features[:5])
 
 
+def test_features_of_images_decoded_by_another_cache_format_are_not_reused(
+    data: TaskData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image cache's format says how files are decoded (EXIF orientation, alpha): features computed from an
+    older decoding are another cache entry, not reused."""
+    current = F.cached_features(data, "tiny_cnn", "none", 32, CPU, seed=1)
+    monkeypatch.setattr(F, "CACHE_FORMAT", F.CACHE_FORMAT - 1)
+    older = F.cached_features(data, "tiny_cnn", "none", 32, CPU, seed=1)
+    assert older.built and older.path != current.path
+
+
 def _rebuilt(data: TaskData, capsys: pytest.CaptureFixture[str]) -> tuple[F.FeatureCache, str]:
     capsys.readouterr()
     cache = F.cached_features(data, "tiny_cnn", "none", 32, CPU, seed=1)
