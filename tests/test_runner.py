@@ -50,7 +50,8 @@ def test_run_writes_every_file(mtl_run) -> None:
     assert env["torch"] and env["dataset_fingerprint"] and env["device"] == "cpu"
     config = json.loads((run_dir / "config.json").read_text())
     assert config["params"]["backbone"] == "tiny_cnn" and config["method"] == "mtl"
-    assert config["family"] == "SilkNetMethod" and config["run"] == {"device": "cpu", "amp": True}
+    assert config["family"] == "SilkNetMethod"
+    assert config["run"] == {"device": "cpu", "amp": True, "compile": False, "deterministic": False}
     assert [t["name"] for t in config["targets"]] == TARGETS
     assert summary["format_version"] == FORMAT_VERSION
     tracking = json.loads((run_dir / "tracking.json").read_text())
