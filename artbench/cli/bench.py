@@ -71,7 +71,8 @@ def bench(
     """Training throughput (images/s) of the real pipeline vs a model-only loop, and their ratio.
 
     --protocol: seconds per epoch of each method of a recipe and the estimated GPU-hours of its protocol (methods ×
-    seeds × epochs, the epochs observed in earlier complete runs in --out where there are some)."""
+    seeds × epochs, the epochs observed in earlier complete runs in --out with the same settings, where there are
+    some)."""
     from artbench.methods.torch.bench import run_bench
     from artbench.tasks import load_task
 
@@ -162,14 +163,15 @@ def _recipe(path: Path) -> tuple[dict[str, Any], list[str], int]:
     return config, methods, seeds
 
 
-def observed_epochs(out_dir: Path, task: str, method: str) -> float | None:
-    """Mean epochs per seed over the earlier complete runs of ``method`` on ``task`` in ``out_dir`` (None: none)."""
+def observed_epochs(out_dir: Path, task: str, method: str, params: dict[str, Any]) -> float | None:
+    """Mean epochs per seed over the earlier complete runs of ``method`` on ``task`` in ``out_dir`` that were trained
+    with exactly ``params`` (another backbone, learning rate or batch size stops at other epochs); None: none."""
     from artbench.results.store import find_runs
 
     epochs = [
         c["epochs"]
         for record in find_runs(out_dir, task, method)
-        if record.status == "complete"
+        if record.status == "complete" and record.config.get("params") == params
         for c in (record.summary.get("cost") or {}).get("seeds", [])
         if c.get("epochs")
     ]
@@ -178,7 +180,7 @@ def observed_epochs(out_dir: Path, task: str, method: str) -> float | None:
 
 def _protocol(recipe: Path, task: TaskSpec, device: str, set_options: list[str], out_dir: Path, compile: bool) -> None:
     from artbench.core.device import resolve_device
-    from artbench.core.params import parse_set_option
+    from artbench.core.params import parse_set_option, to_plain
     from artbench.data.task_data import prepare_task
     from artbench.methods import METHODS
     from artbench.methods.torch.bench import require_compiler, time_epochs
@@ -207,7 +209,7 @@ def _protocol(recipe: Path, task: TaskSpec, device: str, set_options: list[str],
     total = 0.0
     for name, method in chosen:
         timing = time_epochs(method, data, dev, epochs=PROTOCOL_EPOCHS, compile=compile)
-        observed = observed_epochs(out_dir, task.name, name)
+        observed = observed_epochs(out_dir, task.name, name, to_plain(method))
         if timing.seconds_per_epoch is None:  # a method without epochs: its fit is the seed
             epochs_cell, hours, per_epoch = "–", seeds * timing.fit_seconds / 3600, "–"
         else:

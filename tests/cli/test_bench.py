@@ -3,11 +3,13 @@ per method of a recipe, the protocol's estimated hours) on the tiny task, on the
 
 import re
 import shutil
+import statistics
 from pathlib import Path
 
 import pytest
 
 from artbench.cli.bench import observed_epochs
+from artbench.results.store import find_runs
 
 from ..conftest import run_cli, run_quick
 from .test_cli_errors import assert_one_line_error
@@ -35,9 +37,14 @@ def test_bench_compile_without_a_working_compiler_is_a_one_line_error(tiny_task:
 
 
 def test_bench_protocol_times_every_method_of_the_recipe(tiny_task: Path, tmp_path: Path, capsys) -> None:
-    assert run_quick(capsys, tiny_task, "mtl", tmp_path, "--tracking-uri", "none")[0] == 0  # 1 epoch, complete
-    assert observed_epochs(tmp_path, "tiny-synth", "mtl") == 1.0
-    assert observed_epochs(tmp_path, "tiny-synth", "mtl_fo") is None
+    recipe_run = ["--config", RECIPE, *TINY, "--device", "cpu", "--tracking-uri", "none", "--out", str(tmp_path)]
+    assert run_cli(capsys, "run", str(tiny_task), "mtl", *recipe_run)[0] == 0  # the recipe's settings, complete
+    assert run_quick(capsys, tiny_task, "mtl_fo", tmp_path, "--tracking-uri", "none")[0] == 0  # other settings
+    (record,) = find_runs(tmp_path, "tiny-synth", "mtl")
+    observed = statistics.fmean(c["epochs"] for c in record.summary["cost"]["seeds"])
+    assert observed_epochs(tmp_path, "tiny-synth", "mtl", record.config["params"]) == pytest.approx(observed)
+    (other,) = find_runs(tmp_path, "tiny-synth", "mtl_fo")
+    assert observed_epochs(tmp_path, "tiny-synth", "mtl", other.config["params"]) is None
     code, out, err = run_cli(
         capsys, "bench", "--protocol", RECIPE, "--task", str(tiny_task), "--device", "cpu", "--out", str(tmp_path),
         *TINY,
@@ -45,10 +52,11 @@ def test_bench_protocol_times_every_method_of_the_recipe(tiny_task: Path, tmp_pa
     assert code == 0, err
     rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") >= 6}
     assert set(SILKNET) <= set(rows)
-    assert "1.0 (observed)" in rows["mtl"] and "2.0 (max_epochs)" in rows["mtl_fo"]  # the tiny task's max_epochs
+    assert f"{observed:.1f} (observed)" in rows["mtl"]
+    assert "2.0 (max_epochs)" in rows["mtl_fo"]  # its 1-epoch run had other settings; the tiny task's max_epochs
     cells = [c.strip() for c in rows["mtl"].split("│")[1:-1]]
     seconds, seeds, hours = float(cells[1]), int(cells[4]), float(cells[5])
-    assert seeds == 5 and hours == pytest.approx(seeds * 1.0 * seconds / 3600, rel=0.011)  # 3 significant digits
+    assert seeds == 5 and hours == pytest.approx(seeds * observed * seconds / 3600, rel=0.011)  # 3 significant digits
     assert re.search(r"protocol\s+│.*│\s+[\d.e-]+ h\s+│", out)
 
 
