@@ -52,6 +52,11 @@ class Batch:
     trunk: torch.Tensor | None = None
     """Float32 ``[N, C, H, W]`` outputs of the frozen trunk, when batches come with a :class:`TrunkSource`."""
 
+    @property
+    def size(self) -> int:
+        """Number of samples."""
+        return len(self.index)
+
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
     """ImageNet mean/std normalisation of ``[N, 3, H, W]`` images in [0, 1]."""

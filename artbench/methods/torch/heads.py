@@ -1,38 +1,30 @@
-"""Small heads on backbone features, their per-kind losses and one training loop for heads and whole networks.
+"""Small heads on backbone features, their per-kind losses, optimisers and feature batches.
 
 * :class:`MultiHead`: an optional shared ReLU layer (OmniArt's shared representation, Strezoski & Worring 2017,
   §3.3) followed by one linear output per target: softmax logits (multiclass), sigmoid logits (multilabel) or one
   value (regression). Without the shared layer it is Sabatelli et al.'s (2018, §2.3) new softmax output on 𝒳.
 * :func:`weighted_loss`: L = Σ wᵢ·sᵢ·Lᵢ (OmniArt eq. 2), Lᵢ the mean over target i's labelled samples of softmax
   cross-entropy, sigmoid binary cross-entropy (mean over the classes) or the absolute error.
-* :func:`train_loop`: epochs of mini-batches from any source (cached feature tensors or the image cache) with any
-  optimiser, early stopping on a validation criterion and the best epoch restored (Sabatelli §2.3: patience 7 on
-  the validation loss, the model with the smallest validation loss kept).
+* :func:`feature_batches`: mini-batches of cached feature tensors for
+  :func:`~artbench.methods.torch.trainer.train_epochs`, the epoch loop of every torch family (Sabatelli §2.3:
+  patience 7 on the validation loss, the model with the smallest validation loss kept).
 """
 
 from __future__ import annotations
 
-import copy
-import math
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Protocol, TypeVar
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from artbench.core.errors import ArtbenchError
-from artbench.core.progress import progress_bar
 from artbench.core.targets import TargetSpec
-from artbench.methods.base import RunContext
-from artbench.methods.torch.acceleration import adam, prepare_model
-from artbench.methods.torch.batches import Batch
+from artbench.methods.torch.acceleration import adam
 from artbench.methods.torch.losses.focal import multiclass_terms, multilabel_terms, regression_terms
-from artbench.methods.torch.trainer import EarlyStopping, FitResult, autocast, finish_fit
 
-AnyBatch = TypeVar("AnyBatch", bound="FeatureBatch | Batch")
 Optimizer = Literal["sgd", "rmsprop", "adam"]
 
 
@@ -180,75 +172,6 @@ def make_optimiser(params: OptimiserParams, trainable: Iterable[nn.Parameter]) -
     return adam(trainable, lr=params.lr, eps=params.eps, weight_decay=params.weight_decay)
 
 
-class LoopParams(Protocol):
-    max_epochs: int
-    patience: int
-    min_delta: float
-
-
-def train_loop(
-    model: nn.Module,
-    optimiser: torch.optim.Optimizer,
-    batches: Callable[[np.random.Generator], Iterable[AnyBatch]],
-    loss_fn: Callable[[nn.Module, AnyBatch], tuple[torch.Tensor, dict[str, torch.Tensor]]],
-    criterion: Callable[[nn.Module], float],
-    params: LoopParams,
-    ctx: RunContext,
-    *,
-    seed: int,
-    early_stopping: bool = True,
-    prefix: str = "",
-) -> FitResult:
-    """Train ``model`` in place; keep the weights of the epoch with the lowest ``criterion`` (lower is better).
-
-    ``batches(rng)`` yields one epoch of shuffled batches (a :class:`FeatureBatch` or an image
-    :class:`~artbench.methods.torch.batches.Batch`), ``loss_fn(model, batch)`` returns the loss and its named parts.
-    Without ``early_stopping`` (no validation label) every epoch runs and the last weights are kept. The epochs,
-    images and time add to ``ctx.cost``.
-    """
-    description = ctx.description + (f" · {prefix.rstrip('.')}" if prefix else "")
-    prepare_model(model, ctx)
-    rng = np.random.default_rng(seed)
-    stopper = EarlyStopping(params.patience, params.min_delta)
-    best_state = copy.deepcopy(model.state_dict())
-    history: list[dict[str, float]] = []
-    images = 0
-    start = time.perf_counter()
-    with progress_bar(transient=True) as bar:
-        task = bar.add_task(description, total=params.max_epochs)
-        for epoch in range(1, params.max_epochs + 1):
-            model.train()
-            sums: dict[str, float] = {}
-            steps = 0
-            for batch in batches(rng):
-                with autocast(ctx.device, ctx.amp):
-                    loss, parts = loss_fn(model, batch)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                for key, value in parts.items():
-                    sums[key] = sums.get(key, 0.0) + float(value)
-                steps += 1
-                images += len(batch.labels[0])
-            record = {f"train_{k}": v / max(steps, 1) for k, v in sums.items()}
-            record["val_criterion"] = criterion(model)
-            history.append({"epoch": epoch, **record})
-            ctx.log(epoch, {prefix + k: v for k, v in record.items()})
-            if not early_stopping or stopper.step(epoch, record["val_criterion"]):  # NaN is never the best
-                best_state = copy.deepcopy(model.state_dict())
-            bar.update(
-                task,
-                advance=1,
-                description=(
-                    f"{description} · epoch {epoch} · train {record.get('train_loss', math.nan):.3f}"
-                    f" · val {record['val_criterion']:.3f} (best {stopper.best:.3f} @ {stopper.best_epoch})"
-                ),
-            )
-            if early_stopping and stopper.should_stop:
-                break
-    return finish_fit(model, stopper, early_stopping, best_state, history, start, images, ctx, description)
-
-
 def check_trainable(rows: np.ndarray, description: str) -> None:
     if len(rows) < 2:
         raise ArtbenchError(f"{description}: {len(rows)} labelled training sample(s); training needs at least 2")
@@ -259,6 +182,11 @@ class FeatureBatch(NamedTuple):
     """float32 ``[B, D]``."""
     labels: list[torch.Tensor]
     """One tensor per target in its kind's encoding (regression standardised)."""
+
+    @property
+    def size(self) -> int:
+        """Number of samples."""
+        return len(self.features)
 
 
 def feature_batches(

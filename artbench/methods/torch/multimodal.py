@@ -51,9 +51,9 @@ from artbench.methods.base import Method, Predictions, Predictor, RunContext, re
 from artbench.methods.torch.augment import random_geometric
 from artbench.methods.torch.backbones import Backbone, build_backbone
 from artbench.methods.torch.batches import Batch, iterate_batches, normalise
-from artbench.methods.torch.heads import check_trainable, train_loop
+from artbench.methods.torch.heads import check_trainable
 from artbench.methods.torch.losses.focal import multiclass_terms
-from artbench.methods.torch.trainer import autocast
+from artbench.methods.torch.trainer import autocast, train_epochs
 
 MAX_IMAGE_SIZE = 2048
 """Largest square input size (the prepared cache's limit, as for SilkNet)."""
@@ -347,7 +347,6 @@ class MultimodalMethod(Method):
         train, val = train[known[train]], val[known[val]]
         check_trainable(train, ctx.description)
         cache = data.images(self.image_size)
-        generator = torch.Generator(device=ctx.device).manual_seed(seed)
 
         def batches(rng: np.random.Generator) -> Iterator[Batch]:
             drop_last = len(train) > self.batch_size  # a batch of one breaks BatchNorm
@@ -356,11 +355,13 @@ class MultimodalMethod(Method):
                 channels_last=self.channels_last,
             )  # fmt: skip
 
-        def loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        def loss(
+            model: nn.Module, batch: Batch, generator: torch.Generator
+        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             images = flip_and_crop(batch.images, generator, self.crop_scale) if self.augment else batch.images
             return objective(model, images, batch, generator)
 
-        result = train_loop(
+        result = train_epochs(
             model,
             DecayingSGD(
                 [p for p in model.parameters() if p.requires_grad], self.lr, self.momentum, self.nesterov, self.lr_decay
@@ -371,6 +372,7 @@ class MultimodalMethod(Method):
             self,
             ctx,
             seed=seed,
+            train_rows=train,
             early_stopping=len(val) > 0,
         )
         info: dict[str, Any] = {

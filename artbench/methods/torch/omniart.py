@@ -53,11 +53,10 @@ from artbench.methods.torch.heads import (
     mean_losses,
     scores,
     standardisation,
-    train_loop,
     training_labels,
     weighted_loss,
 )
-from artbench.methods.torch.trainer import FitResult
+from artbench.methods.torch.trainer import FitResult, train_epochs
 
 MAX_IMAGE_SIZE = 2048
 
@@ -188,7 +187,9 @@ class OmniArtMethod(Method):
             head = MultiHead(features.shape[1], [t.num_outputs for t in targets], self.shared_units, statistics)
             head = head.to(ctx.device)
 
-            def loss_fn(model: nn.Module, batch: Any, kinds=kinds, factors=factors) -> tuple[torch.Tensor, dict]:
+            def loss_fn(
+                model: nn.Module, batch: Any, generator: torch.Generator, kinds=kinds, factors=factors
+            ) -> tuple[torch.Tensor, dict]:
                 x, batch_labels = batch
                 return weighted_loss(model(x), batch_labels, kinds, factors)
 
@@ -197,7 +198,7 @@ class OmniArtMethod(Method):
                 batches = feature_batches(features, ys, rows, self.eval_batch_size)
                 return combined(mean_losses(((model(x), y) for x, y in batches), kinds), factors)
 
-            result = train_loop(
+            result = train_epochs(
                 head,
                 make_optimiser(self, head.parameters()),
                 lambda rng, rows=train, ys=ys: feature_batches(features, ys, rows, self.batch_size, rng),
@@ -206,6 +207,7 @@ class OmniArtMethod(Method):
                 self,
                 ctx,
                 seed=seed,
+                train_rows=train,
                 early_stopping=len(val) > 0,
                 prefix="" if self.strategy == "multitask" else f"{name}.",
             )

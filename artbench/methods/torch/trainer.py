@@ -1,14 +1,16 @@
-"""Training loop of the torch methods: Adam, optional batched on-device augmentation, early stopping on a
-validation criterion with the best epoch restored (SilkNet §5.1), and a checkpoint after every epoch.
+"""Training loop of the torch methods: :func:`train_epochs` is the epoch loop of every family (any optimiser and
+batch source, early stopping on a validation criterion with the best epoch restored, SilkNet §5.1, and a checkpoint
+after every epoch); :func:`fit` runs it with Adam on batches of the image cache (optionally augmented on the device
+or read as precomputed trunk outputs).
 
 Checkpoints (issue 14, "Resume"): with ``ctx.checkpoint_dir`` set, every epoch ends by writing
 ``<model>-epoch-<e>.pt`` atomically (temporary file, flush, rename; in a background thread while the next epoch
 trains) with the model, the optimiser, the early-stopping state, the history, the time and images so far and every
 random state the loop draws from (the shuffling NumPy generator, the augmentation generator, torch's CPU and CUDA
 generators for dropout, NumPy's and Python's global ones). Only the latest checkpoint and the best epoch's are kept.
-A later ``fit`` of the same model finds the latest readable one and continues from the next epoch, so on the CPU a
-resumed seed ends with the weights of an uninterrupted one. Frozen parameters are not stored: they never change, and
-the method rebuilds them identically from its seed.
+A later :func:`train_epochs` of the same model finds the latest readable one and continues from the next epoch, so
+on the CPU a resumed seed ends with the weights of an uninterrupted one, whatever the family. Frozen parameters are
+not stored: they never change, and the method rebuilds them identically from its seed.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -37,10 +39,21 @@ from artbench.data.cache import ImageCache
 from artbench.methods.base import RunContext
 from artbench.methods.torch.acceleration import adam, prepare_model
 from artbench.methods.torch.augment import random_geometric
-from artbench.methods.torch.batches import TrunkSource, iterate_batches, normalise
+from artbench.methods.torch.batches import Batch, TrunkSource, iterate_batches, normalise
 from artbench.methods.torch.objective import Objective
 
 CHECKPOINT_FORMAT = 1
+
+
+class SizedBatch(Protocol):
+    """What the epoch loop needs of a batch (an image :class:`~artbench.methods.torch.batches.Batch` or a
+    :class:`~artbench.methods.torch.heads.FeatureBatch`): its number of samples."""
+
+    @property
+    def size(self) -> int: ...
+
+
+AnyBatch = TypeVar("AnyBatch", bound=SizedBatch)
 
 
 @dataclass
@@ -249,14 +262,14 @@ def _host_copy(obj: Any) -> Any:
 
 
 def _signature(
-    model: nn.Module, seed: int, train_index: np.ndarray, params: TrainingParams, early_stopping: bool
+    model: nn.Module, seed: int, train_index: np.ndarray, params: LoopParams, early_stopping: bool
 ) -> dict[str, Any]:
     """What a checkpoint must have been trained under to be resumed: the architecture (state names and shapes,
     trainable or not), the seed, the training rows and the loop's parameters."""
     layout = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
     layout += [(k, p.requires_grad) for k, p in model.named_parameters()]
     rows = hashlib.sha1(np.ascontiguousarray(train_index, dtype=np.int64).tobytes()).hexdigest()
-    loop = {k: getattr(params, k) for k in ("lr", "batch_size", "max_epochs", "patience", "min_delta", "augment")}
+    loop = {k: getattr(params, k, None) for k in ("lr", "batch_size", "max_epochs", "patience", "min_delta", "augment")}
     return {
         "model": hashlib.sha1(repr(layout).encode()).hexdigest(),
         "seed": seed,
@@ -282,7 +295,8 @@ def fit(
     trunk: TrunkSource | None = None,
     trunk_images: bool = False,
 ) -> FitResult:
-    """Train ``model`` in place and restore the weights of the epoch with the lowest ``criterion``.
+    """Train ``model`` with Adam on batches of the image cache and restore the weights of the epoch with the lowest
+    ``criterion`` (:func:`train_epochs`).
 
     With ``trunk`` (precomputed frozen-trunk outputs, :mod:`artbench.methods.torch.trunk`) every batch carries them
     and its images only with ``trunk_images``; classification augmentation cannot apply then.
@@ -291,30 +305,98 @@ def fit(
     of a family, so that early stopping compares methods under one rule. Without ``early_stopping`` (no validation
     label) every epoch runs and the last weights are kept.
     """
-    description = ctx.description + (f" · {prefix.rstrip('.')}" if prefix else "")
-    if len(train_index) < 2:
-        raise ArtbenchError(f"{description}: {len(train_index)} labelled training sample(s); training needs at least 2")
     if trunk is not None and params.augment:
         raise ValueError("precomputed trunk outputs are those of the un-augmented images; augment must be off")
+    optimiser = adam(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=params.lr,
+        betas=(params.beta1, params.beta2),
+        eps=params.eps,
+        weight_decay=params.weight_decay,
+    )
+    drop_last = len(train_index) > params.batch_size  # a batch of one breaks BatchNorm
+
+    def batches(rng: np.random.Generator) -> Iterator[Batch]:
+        return iterate_batches(
+            cache,
+            labels,
+            train_index,
+            params.batch_size,
+            ctx.device,
+            rng=rng,
+            drop_last=drop_last,
+            channels_last=params.channels_last,
+            trunk=trunk,
+            images=trunk is None or trunk_images,
+        )
+
+    def loss_fn(model: nn.Module, batch: Batch, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+        images = random_geometric(batch.images, generator) if params.augment else batch.images
+        return objective(model, images, batch, generator)
+
+    return train_epochs(
+        model,
+        optimiser,
+        batches,
+        loss_fn,
+        criterion,
+        params,
+        ctx,
+        seed=seed,
+        train_rows=train_index,
+        early_stopping=early_stopping,
+        prefix=prefix,
+    )
+
+
+class LoopParams(Protocol):
+    """The parameters :func:`train_epochs` reads; ``lr``, ``batch_size`` and ``augment``, where a family has them,
+    also go into the checkpoints' signature."""
+
+    max_epochs: int
+    patience: int
+    min_delta: float
+
+
+def train_epochs(
+    model: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    batches: Callable[[np.random.Generator], Iterable[AnyBatch]],
+    loss_fn: Callable[[nn.Module, AnyBatch, torch.Generator], tuple[torch.Tensor, dict[str, torch.Tensor]]],
+    criterion: Callable[[nn.Module], float],
+    params: LoopParams,
+    ctx: RunContext,
+    *,
+    seed: int,
+    train_rows: np.ndarray,
+    early_stopping: bool = True,
+    prefix: str = "",
+) -> FitResult:
+    """The epoch loop of every torch family: train ``model`` in place with ``optimiser``, evaluate ``criterion``
+    after each epoch (lower is better), stop after ``patience`` epochs without improvement and keep the best epoch's
+    weights; write a checkpoint after every epoch and continue from the latest one (module docstring).
+
+    ``batches(rng)`` yields one epoch of batches shuffled by the NumPy generator ``rng`` (each with a ``size``);
+    ``loss_fn(model, batch, generator)`` returns the loss and its named parts (``loss`` the total), drawing any
+    randomness (augmentation, x' of L_slf) from the torch ``generator``. Both generators are seeded with ``seed``
+    and checkpointed, so a resumed seed continues the same random sequences. ``train_rows`` (the training rows)
+    identify the training in the checkpoints. The epochs, images and time add to ``ctx.cost``.
+    """
+    description = ctx.description + (f" · {prefix.rstrip('.')}" if prefix else "")
+    if len(train_rows) < 2:
+        raise ArtbenchError(f"{description}: {len(train_rows)} labelled training sample(s); training needs at least 2")
     device = ctx.device
     prepare_model(model, ctx)
-    trainable = [p for p in model.parameters() if p.requires_grad]
     frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
-    optimiser = adam(
-        trainable, lr=params.lr, betas=(params.beta1, params.beta2), eps=params.eps, weight_decay=params.weight_decay
-    )
     rng = np.random.default_rng(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     stopper = EarlyStopping(params.patience, params.min_delta)
     best_state = copy.deepcopy(model.state_dict())
     history: list[dict[str, float]] = []
     images_seen, seconds_before, first_epoch = 0, 0.0, 1
+    signature = _signature(model, seed, train_rows, params, early_stopping)
     checkpoints = (
-        Checkpoints(
-            ctx.checkpoint_dir, prefix, _signature(model, seed, train_index, params, early_stopping), description
-        )
-        if ctx.checkpoint_dir is not None
-        else None
+        Checkpoints(ctx.checkpoint_dir, prefix, signature, description) if ctx.checkpoint_dir is not None else None
     )
     found = checkpoints.latest() if checkpoints is not None else None
     if found is not None:
@@ -334,7 +416,6 @@ def fit(
             ctx.log(record["epoch"], {prefix + k: v for k, v in record.items() if k != "epoch"})
     resumed_epochs = len(history)
     start = time.perf_counter() - seconds_before
-    drop_last = len(train_index) > params.batch_size  # a batch of one breaks BatchNorm
     with progress_bar(transient=True) as bar, _written_on_exit(checkpoints):
         task = bar.add_task(description, total=params.max_epochs, completed=first_epoch - 1)
         for epoch in range(first_epoch, params.max_epochs + 1):
@@ -343,28 +424,16 @@ def fit(
             model.train()
             sums: dict[str, float] = {}
             steps = 0
-            for batch in iterate_batches(
-                cache,
-                labels,
-                train_index,
-                params.batch_size,
-                device,
-                rng=rng,
-                drop_last=drop_last,
-                channels_last=params.channels_last,
-                trunk=trunk,
-                images=trunk is None or trunk_images,
-            ):
-                images = random_geometric(batch.images, generator) if params.augment else batch.images
+            for batch in batches(rng):
                 with autocast(device, ctx.amp):
-                    loss, parts = objective(model, images, batch, generator)
+                    loss, parts = loss_fn(model, batch, generator)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
                 for key, value in parts.items():
                     sums[key] = sums.get(key, 0.0) + float(value)
                 steps += 1
-                images_seen += len(batch.index)
+                images_seen += batch.size
             record = {f"train_{k}": v / max(steps, 1) for k, v in sums.items()}
             record["val_criterion"] = criterion(model)
             history.append({"epoch": epoch, **record})

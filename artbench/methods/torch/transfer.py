@@ -67,10 +67,9 @@ from artbench.methods.torch.heads import (
     scores,
     standardisation,
     target_losses,
-    train_loop,
     training_labels,
 )
-from artbench.methods.torch.trainer import FitResult, autocast, predict_outputs
+from artbench.methods.torch.trainer import FitResult, autocast, predict_outputs, train_epochs
 
 MAX_IMAGE_SIZE = 2048
 
@@ -175,7 +174,9 @@ class TransferMethod(Method):
             statistics = feature_statistics(features, train) if self.standardise_features else None
             head = MultiHead(features.shape[1], [spec.num_outputs], standardise=statistics).to(ctx.device)
 
-            def loss_fn(model: nn.Module, batch: Any, kind: str = spec.kind) -> tuple[torch.Tensor, dict]:
+            def loss_fn(
+                model: nn.Module, batch: Any, generator: torch.Generator, kind: str = spec.kind
+            ) -> tuple[torch.Tensor, dict]:
                 x, ys = batch
                 loss = target_losses(model(x), ys, [kind])[0]
                 return loss, {"loss": loss.detach()}
@@ -185,7 +186,7 @@ class TransferMethod(Method):
                 batches = feature_batches(features, [target], rows, self.eval_batch_size)
                 return float(mean_losses(((model(x), ys) for x, ys in batches), [kind])[0])
 
-            result = train_loop(
+            result = train_epochs(
                 head,
                 make_optimiser(self, head.parameters()),
                 lambda rng, rows=train, target=y: feature_batches(features, [target], rows, self.batch_size, rng),
@@ -194,6 +195,7 @@ class TransferMethod(Method):
                 self,
                 ctx,
                 seed=seed,
+                train_rows=train,
                 early_stopping=len(val) > 0,
                 prefix=f"{spec.name}.",
             )
@@ -239,11 +241,13 @@ class TransferMethod(Method):
                     channels_last=self.channels_last,
                 )
 
-            def loss_fn(model: nn.Module, batch: Batch, kinds: list[str] = kinds) -> tuple[torch.Tensor, dict]:
+            def loss_fn(
+                model: nn.Module, batch: Batch, generator: torch.Generator, kinds: list[str] = kinds
+            ) -> tuple[torch.Tensor, dict]:
                 loss = torch.stack(target_losses(model(normalise(batch.images)).logits, batch.labels, kinds)).sum()
                 return loss, {"loss": loss.detach()}
 
-            result = train_loop(
+            result = train_epochs(
                 model,
                 make_optimiser(self, model.parameters()),
                 batches,
@@ -252,6 +256,7 @@ class TransferMethod(Method):
                 self,
                 ctx,
                 seed=seed,
+                train_rows=train,
                 early_stopping=len(val) > 0,
                 prefix=f"{name}." if name else "",
             )
