@@ -97,23 +97,30 @@ def bench(
         warmup=warmup,
         compile=compile,
     )
-    table = Table(
-        title=f"training throughput · {result['device_name']} · {backbone} · {image_size}px · batch {batch_size}"
-    )
+    rows = [
+        ("pipeline (cache → augment → fwd/bwd/step)", result["pipeline_images_per_s"]),
+        ("model only (device tensors)", result["model_images_per_s"]),
+    ]
+    ratios = [("ratio pipeline / model-only", f"{result['ratio']:.3f}")]
+    if compile:
+        rows.append((f"model only, compiled (compiling took {result['compile_seconds']:.1f} s)",
+                     result["compiled_images_per_s"]))  # fmt: skip
+        ratios.append(("ratio compiled / eager (model only)", f"{result['compile_ratio']:.3f}"))
+    title = f"training throughput · {result['device_name']} · {backbone} · {image_size}px · batch {batch_size}"
+    out.print(_throughput_table(title, rows, ratios))
+
+
+def _throughput_table(title: str, rows: list[tuple[str, float]], ratios: list[tuple[str, str]]) -> Table:
+    """Images/s per loop, then the ratios that summarise them (in bold)."""
+    table = Table(title=title)
     table.add_column("loop")
     table.add_column("images/s", justify="right")
-    table.add_row("pipeline (cache → augment → fwd/bwd/step)", f"{result['pipeline_images_per_s']:.1f}")
-    table.add_row("model only (device tensors)", f"{result['model_images_per_s']:.1f}")
-    if compile:
-        table.add_row(
-            f"model only, compiled (compiling took {result['compile_seconds']:.1f} s)",
-            f"{result['compiled_images_per_s']:.1f}",
-        )
+    for label, images_per_s in rows:
+        table.add_row(label, f"{images_per_s:.1f}")
     table.add_section()
-    table.add_row("ratio pipeline / model-only", f"{result['ratio']:.3f}", style="bold")
-    if compile:
-        table.add_row("ratio compiled / eager (model only)", f"{result['compile_ratio']:.3f}", style="bold")
-    out.print(table)
+    for label, value in ratios:
+        table.add_row(label, value, style="bold")
+    return table
 
 
 def _head_only(
@@ -130,19 +137,20 @@ def _head_only(
         steps=steps,
         warmup=warmup,
     )
-    table = Table(
-        title=f"head-only training · {result['device_name']} · {backbone} ({result['feature_dim']}-d) · "
+    title = (
+        f"head-only training · {result['device_name']} · {backbone} ({result['feature_dim']}-d) · "
         f"{image_size}px · batch {batch_size} · {result['shared_units']} shared units"
     )
-    table.add_column("loop")
-    table.add_column("images/s", justify="right")
-    table.add_row("head on cached features", f"{result['cached_images_per_s']:.1f}")
-    table.add_row("frozen forward + head (features recomputed)", f"{result['recompute_images_per_s']:.1f}")
-    table.add_row("frozen forward only", f"{result['forward_images_per_s']:.1f}")
-    table.add_section()
-    table.add_row("speed-up cached / recomputed", f"{result['speedup']:.1f}×", style="bold")
-    table.add_row(f"one-off feature cache of {result['num_images']} images", f"≈ {result['cache_seconds']:.1f} s")
-    out.print(table)
+    rows = [
+        ("head on cached features", result["cached_images_per_s"]),
+        ("frozen forward + head (features recomputed)", result["recompute_images_per_s"]),
+        ("frozen forward only", result["forward_images_per_s"]),
+    ]
+    ratios = [
+        ("speed-up cached / recomputed", f"{result['speedup']:.1f}×"),
+        (f"one-off feature cache of {result['num_images']} images", f"≈ {result['cache_seconds']:.1f} s"),
+    ]
+    out.print(_throughput_table(title, rows, ratios))
 
 
 def _recipe(path: Path) -> tuple[dict[str, Any], list[str], int]:
