@@ -218,6 +218,10 @@ class SilkNetMethod(Method):
             predictor.info["best_epoch"][name] = result.best_epoch
             predictor.info["epochs"][name] = result.epochs_run
             predictor.info["train_seconds"] += result.seconds
+            predictor.info["trunk_precomputed"][name] = trunk is not None
+            if trunk is not None:  # one-off cost of the trunk outputs (computed, or read back and verified)
+                predictor.info["trunk_seconds"] += trunk.seconds
+                predictor.info["trunk_built"] = predictor.info["trunk_built"] or trunk.built
         return predictor
 
     def _criterion(
@@ -299,7 +303,14 @@ class SilkNetPredictor(Predictor):
     def __init__(self, method: SilkNetMethod, ctx: RunContext, scaling: dict[int, tuple[float, float]]) -> None:
         self.method, self.ctx, self.scaling = method, ctx, scaling
         self.models: list[tuple[list[int], SilkNet, TrunkCache | None]] = []
-        self.info: dict[str, Any] = {"best_epoch": {}, "epochs": {}, "train_seconds": 0.0}
+        self.info: dict[str, Any] = {
+            "best_epoch": {},
+            "epochs": {},
+            "train_seconds": 0.0,
+            "trunk_precomputed": {},
+            "trunk_seconds": 0.0,
+            "trunk_built": False,
+        }
 
     def add(self, members: list[int], model: SilkNet, trunk: TrunkCache | None = None) -> None:
         """A trained network for the targets ``members``, with its precomputed trunk outputs if it uses them."""

@@ -216,6 +216,10 @@ def _train_both_ways(tiny_task: Path, out: Path, capsys) -> dict[str, dict[str, 
         code, _, err = run_cli(capsys, *args, "--out", str(out / setting))
         assert code == 0, err
         results[setting] = _scores(out / setting, "mtl_fo_rall")
+        (metrics,) = (out / setting).glob("tiny-synth/mtl_fo_rall/*/seed-1/metrics.json")
+        info = json.loads(metrics.read_text())
+        assert info["trunk_precomputed"] == {"all": setting == "auto"}  # what auto resolved to is on record
+        assert (info["trunk_seconds"] > 0) == (setting == "auto")
     return results
 
 
