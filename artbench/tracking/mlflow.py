@@ -253,19 +253,33 @@ def _process_tags() -> dict[str, str]:
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 
 
+def _process_dead(run: Any, host: str) -> bool:
+    """Whether ``run`` was left by an artbench process of this host that no longer exists (a run of another host,
+    or without the tags, cannot be judged: not dead)."""
+    tags = run.data.tags
+    pid = tags.get(PID_TAG, "")
+    return tags.get(HOST_TAG) == host and pid.isdigit() and not _pid_alive(int(pid))
+
+
 def _close_dead_runs(client: Any, experiment_ids: list[str]) -> int:
     """Mark KILLED the runs left RUNNING by an artbench process of this host that no longer exists (``kill -9``, a
-    crash); runs of other hosts and of living processes are left alone. Returns how many were marked."""
+    crash); runs of other hosts and of living processes are left alone. A parent run carries the pid of the last
+    process that opened it, but the workers of a sweep train its seeds in several processes: it stays RUNNING while
+    one of its seed runs is not dead. Returns how many were marked."""
     if not experiment_ids:
         return 0
-    host = socket.gethostname().replace("'", "")
-    running = client.search_runs(
-        experiment_ids, f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'", max_results=50000
-    )
-    dead = [r for r in running if r.data.tags.get(PID_TAG, "").isdigit() and not _pid_alive(int(r.data.tags[PID_TAG]))]
-    for run in dead:
-        client.set_terminated(run.info.run_id, "KILLED")
-    return len(dead)
+    host = socket.gethostname()
+    running = client.search_runs(experiment_ids, "attributes.status = 'RUNNING'", max_results=50000)
+    dead = {r.info.run_id for r in running if _process_dead(r, host)}
+    live_parents = {
+        r.data.tags["mlflow.parentRunId"]
+        for r in running
+        if r.info.run_id not in dead and "mlflow.parentRunId" in r.data.tags
+    }
+    killed = dead - live_parents
+    for run_id in killed:
+        client.set_terminated(run_id, "KILLED")
+    return len(killed)
 
 
 def close_dead_runs(tracking_uri: str) -> int:

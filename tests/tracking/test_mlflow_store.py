@@ -225,6 +225,24 @@ def test_runs_of_dead_processes_are_marked_killed(tmp_path: Path) -> None:
     assert client.get_run(ids["dead-other-task"]).info.status == "KILLED"
 
 
+def test_a_sweep_parent_whose_last_opener_died_stays_running_while_a_seed_trains(tmp_path: Path) -> None:
+    """The workers of a sweep reopen one parent run each for its seed: the parent carries the last one's pid. When
+    that worker ends first, the parent is not dead while another worker still trains a seed of it."""
+    uri = _store(tmp_path / "mlflow.db")
+    tracker = MlflowTracker(uri, "tiny-synth")
+    client, host, dead = tracker.client, socket.gethostname(), _dead_pid()
+    parent = _running(client, tracker.experiment_id, "mtl", host, dead)
+    training = client.create_run(
+        tracker.experiment_id,
+        run_name="seed-2",
+        tags={"artbench.host": host, "artbench.pid": str(os.getpid()), "mlflow.parentRunId": parent},
+    ).info.run_id
+    assert close_dead_runs(uri) == 0
+    assert client.get_run(parent).info.status == "RUNNING"
+    client.set_terminated(training, "FINISHED")  # the last seed ends without closing the parent (a kill)
+    assert close_dead_runs(uri) == 1 and client.get_run(parent).info.status == "KILLED"
+
+
 def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(tiny_task: Path, tmp_path: Path, capsys) -> None:
     artbench = shutil.which("artbench", path=str(Path(sys.executable).parent)) or "artbench"
     command = [artbench, "run", str(tiny_task), "mtl", "--out", str(tmp_path)]
