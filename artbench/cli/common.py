@@ -1,7 +1,10 @@
-"""What the command modules share: the stdout console, common options and plugin loading."""
+"""What the command modules share: the stdout console, common options, plugin loading and SIGTERM handling."""
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -26,3 +29,19 @@ def load_plugins(plugins: list[str] | None) -> None:
 
 def split_names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (a scheduler, a service manager, ``kill``) stops a command as Ctrl-C does: a run
+    keeps its finished seeds and the checkpoint of the seed in progress for ``--resume``; the UI stops its server
+    (issue 14, "Hardening")."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from artbench.cli.common import OutOpt, PluginOpt, load_plugins, out
+from artbench.cli.common import OutOpt, PluginOpt, load_plugins, out, sigterm_as_interrupt
 from artbench.core.errors import ArtbenchError
 from artbench.core.progress import console as err_console
 
@@ -33,21 +30,6 @@ DeterministicOpt = Annotated[
         "(slower; CPU runs are repeatable without it).",
     ),
 ]
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler or ``kill``) stops a run as Ctrl-C does: finished seeds kept, the run marked incomplete,
-    the seed in progress keeping its checkpoint for ``--resume``."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run(

@@ -124,7 +124,8 @@ def sweep_run(
     Runs are found again by task, method and resolved settings, so the same command continues an interrupted sweep
     (from each seed's last epoch) and does nothing once all is finished. A failed seed is reported; the others go on.
     """
-    from artbench.cli.run import MAX_SEEDS, sigterm_as_interrupt
+    from artbench.cli.common import sigterm_as_interrupt
+    from artbench.cli.run import MAX_SEEDS
     from artbench.results.environment import device_name
     from artbench.sweep import (
         SlurmOptions,

@@ -17,13 +17,12 @@ import sys
 import time
 import urllib.request
 import webbrowser
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from artbench.cli.common import OutOpt, out
+from artbench.cli.common import OutOpt, out, sigterm_as_interrupt
 from artbench.core.errors import ArtbenchError
 from artbench.core.progress import console as err_console
 
@@ -73,20 +72,6 @@ def _answers(url: str) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM (``kill``, a service manager) stops the UI like Ctrl-C (issue 14, "Hardening")."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:
     """Stop the server and every process it started (uvicorn workers, job consumers), which share its process
     group: SIGTERM, then SIGKILL for whatever still runs after ``STOP_SECONDS``."""
@@ -110,7 +95,7 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
 def serve(command: list[str], health_url: str, open_url: str | None) -> int:
     """Run the MLflow UI until it stops, Ctrl-C or SIGTERM; with ``open_url``, open it in the browser once the UI
     answers. The server runs in its own process group, which is stopped as a whole on the way out."""
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         proc = subprocess.Popen(command, start_new_session=True)
         try:
             if open_url:
