@@ -32,11 +32,13 @@ class TrunkSource:
     scale: float = 1.0
     """The outputs are ``values`` times ``scale`` (a power of two)."""
 
+    def resident_on(self, device: torch.device) -> bool:
+        """Whether the values are a tensor in ``device``'s memory (else they are read from the memory map)."""
+        return isinstance(self.values, torch.Tensor) and self.values.device == device
+
     def on_device(self, index: np.ndarray, device: torch.device) -> torch.Tensor | None:
         """The rows ``index`` as an NHWC tensor when the values are resident on ``device``, else None."""
-        if isinstance(self.values, torch.Tensor) and self.values.device == device:
-            return self.values[torch.from_numpy(index).to(device)]
-        return None
+        return self.values[torch.from_numpy(index).to(device)] if self.resident_on(device) else None
 
 
 @dataclass
@@ -106,8 +108,7 @@ def iterate_batches(
         chunks.pop()
     pin = device.type == "cuda"
     with_images = images or trunk is None
-    resident = trunk is not None and isinstance(trunk.values, torch.Tensor) and trunk.values.device == device
-    host_trunk = None if trunk is None or resident else np.asarray(trunk.values)
+    host_trunk = None if trunk is None or trunk.resident_on(device) else np.asarray(trunk.values)
     with ThreadPoolExecutor(1) as pool:
         args = (cache, labels)
         pending = pool.submit(_gather, *args, chunks[0], pin, with_images, host_trunk) if chunks else None

@@ -27,12 +27,12 @@ from artbench.data.cache import ImageCache
 from artbench.data.task_data import TaskData
 from artbench.methods.base import Method, Predictions, Predictor, RunContext, register_method
 from artbench.methods.torch.backbones import BACKBONES, build_backbone
-from artbench.methods.torch.batches import TrunkSource, iterate_batches, normalise
+from artbench.methods.torch.batches import TrunkSource, iterate_batches
 from artbench.methods.torch.colour import colour_feature
 from artbench.methods.torch.losses import multitask_loss
 from artbench.methods.torch.network import SilkNet
 from artbench.methods.torch.objective import SilkNetObjective
-from artbench.methods.torch.trainer import autocast, fit, predict_outputs
+from artbench.methods.torch.trainer import autocast, batch_outputs, fit, predict_outputs
 from artbench.methods.torch.trunk import TrunkCache, cached_trunk, trunk_source
 
 MAX_IMAGE_SIZE = 2048
@@ -269,12 +269,7 @@ class SilkNetMethod(Method):
                 ):
                     n = sum(int(t.known(y.cpu().numpy()).sum()) for t, y in zip(targets, batch.labels, strict=True))
                     if n:
-                        out = (
-                            model(batch.trunk, from_trunk=True)
-                            if batch.trunk is not None
-                            else model(normalise(batch.images))
-                        )
-                        logits = [z.float() for z in out.logits]
+                        logits = [z.float() for z in batch_outputs(model, batch).logits]
                         total += float(multitask_loss(logits, batch.labels, kinds, 0.0, self.normalize)) * n
                         weight += n
             return total / weight if weight else float("nan")

@@ -501,6 +501,12 @@ def finish_fit(
     return result
 
 
+def batch_outputs(model: nn.Module, batch: Batch) -> Any:
+    """``model`` on a batch for evaluation: from its precomputed trunk outputs when it carries them (a SilkNet's
+    ``from_trunk``), else from its normalised images."""
+    return model(batch.trunk, from_trunk=True) if batch.trunk is not None else model(normalise(batch.images))
+
+
 @torch.no_grad()
 def predict_outputs(
     model: nn.Module,
@@ -525,8 +531,7 @@ def predict_outputs(
             trunk=trunk,
             images=trunk is None,
         ):
-            out = model(batch.trunk, from_trunk=True) if batch.trunk is not None else model(normalise(batch.images))
-            outputs.append([z.float().cpu().numpy() for z in out.logits])
+            outputs.append([z.float().cpu().numpy() for z in batch_outputs(model, batch).logits])
     if not outputs:
         return []
     rank = np.argsort(np.argsort(index))  # outputs come back in sorted row order; restore the caller's order
