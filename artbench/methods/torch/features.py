@@ -109,7 +109,8 @@ def feature_key(data: TaskData, backbone: str, weights: str, image_size: int) ->
     }
 
 
-def _key_hash(key: dict[str, Any]) -> str:
+def key_hash(key: dict[str, Any]) -> str:
+    """A file-name-sized digest of a cache key."""
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -225,7 +226,7 @@ def cached_features(
     resolved = resolve_weights(weights, backbone, seed)
     key = feature_key(data, backbone, resolved, image_size)
     folder = data_home() / "cache" / data.dataset.name / "features"
-    stem = f"{backbone}-{image_size}px-{LAYER}-{_key_hash(key)}"
+    stem = f"{backbone}-{image_size}px-{LAYER}-{key_hash(key)}"
     file = folder / f"{stem}.npy"
     bf16 = ctx.device.type == "cuda" and ctx.amp
     built, _ = cached_array(

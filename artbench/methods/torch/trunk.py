@@ -29,7 +29,6 @@ is left to training), else the memory map, read by the batch thread (host memory
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import time
@@ -47,7 +46,7 @@ from artbench.data.cache import CACHE_FORMAT
 from artbench.data.task_data import TaskData
 from artbench.methods.base import RunContext
 from artbench.methods.torch.batches import TrunkSource, iterate_batches, normalise
-from artbench.methods.torch.features import cached_array
+from artbench.methods.torch.features import cached_array, key_hash
 from artbench.methods.torch.network import SilkNet
 from artbench.methods.torch.trainer import autocast
 
@@ -197,9 +196,8 @@ def cached_trunk(
         raise ValueError("this SilkNet has no frozen trunk to precompute")
     start = time.perf_counter()
     key = trunk_key(data, model, backbone, image_size, ctx)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     folder = data_home() / "cache" / data.dataset.name / "trunk"
-    file = folder / f"{backbone}-{image_size}px-d{model.trunk_depth}-{digest}.npy"
+    file = folder / f"{backbone}-{image_size}px-d{model.trunk_depth}-{key_hash(key)}.npy"
     built, meta = cached_array(
         file,
         key,
